@@ -1,0 +1,1 @@
+"""Calibration: data files -> tokenized feeds; ranges; sensitivity; accuracy budgets."""

@@ -1,0 +1,118 @@
+"""Accuracy budgets, sensitivity ranking and the fallback loop shared by every INT8 target.
+
+A *unit* is a group of layers (torch module paths) that fall back together: one layer, or
+one role (Q/K/V, attention output, FFN up, FFN down, head) across all blocks. Sensitivity of
+a unit = the fidelity lost when that unit alone is quantized, measured with the target's own
+runtime on held-out texts. The loop keeps the most sensitive units in higher precision, one
+at a time in ranked order, rebuilding and re-verifying, and stops at the first (so fastest)
+configuration that meets the budget.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Literal
+
+from edgeport.exporter.families import Family
+
+Granularity = Literal["role", "layer"]
+
+
+@dataclass(frozen=True)
+class Budget:
+    """``min_fidelity``: mean cosine (embeddings) or top-1 agreement (classifiers) on held-out
+    texts; ``max_drop``: accuracy points lost on the eval data. None disables a bound."""
+
+    min_fidelity: float | None = 0.995
+    max_drop: float | None = None
+
+    def meets(self, check: dict) -> bool:
+        return not self.shortfalls(check)
+
+    def shortfalls(self, check: dict) -> list[str]:
+        found = []
+        fid = check.get("fidelity") or {}
+        if self.min_fidelity is not None:
+            score = fid.get("top1_agreement") if fid.get("top1_agreement") is not None else fid.get("mean_cosine")
+            if score is None or score < self.min_fidelity:
+                found.append(f"fidelity {score:.4f} < {self.min_fidelity}")
+            if fid.get("top1_agreement") is not None and fid.get("mean_cosine", 1) < self.min_fidelity:
+                found.append(f"mean cosine {fid['mean_cosine']:.4f} < {self.min_fidelity}")
+        acc = check.get("accuracy")
+        if self.max_drop is not None and acc is not None and acc["drop_points"] > self.max_drop:
+            found.append(f"accuracy drop {acc['drop_points']:.2f} points > {self.max_drop}")
+        return found
+
+    @property
+    def active(self) -> bool:
+        return self.min_fidelity is not None or self.max_drop is not None
+
+
+def loss_of(check: dict) -> float:
+    """One number to rank by: 1 - mean cosine, plus label disagreement where measured."""
+    fid = check["fidelity"]
+    loss = 1.0 - fid["mean_cosine"]
+    if fid.get("top1_agreement") is not None:
+        loss += 1.0 - fid["top1_agreement"]
+    if check.get("accuracy"):
+        loss += 1.0 - check["accuracy"]["label_agreement"]
+    return loss
+
+
+def units_of(layers: list[str], family: Family | None, granularity: Granularity) -> dict[str, tuple[str, ...]]:
+    """Group layer module paths into fallback units."""
+    if granularity == "layer" or family is None:
+        return {layer: (layer,) for layer in layers}
+    units: dict[str, list[str]] = {}
+    for layer in layers:
+        units.setdefault(family.role_of(layer), []).append(layer)
+    return {role: tuple(members) for role, members in units.items()}
+
+
+@dataclass
+class Trial:
+    keep_fp: tuple[str, ...]
+    check: dict
+    meets: bool
+
+
+@dataclass
+class FallbackResult:
+    chosen: Trial
+    trials: list[Trial] = field(default_factory=list)
+    sensitivity: list[dict] = field(default_factory=list)
+    met: bool = True
+
+
+def rank_sensitivity(units: dict[str, tuple[str, ...]], all_layers: list[str],
+                     try_build: Callable[[tuple[str, ...]], dict]) -> list[dict]:
+    """Quantize each unit alone (every other layer kept fp32); rank by loss, worst first."""
+    rows = []
+    for unit, members in units.items():
+        keep = tuple(layer for layer in all_layers if layer not in members)
+        check = try_build(keep)
+        rows.append({"unit": unit, "layers": list(members), "loss": loss_of(check),
+                     "mean_cosine": check["fidelity"]["mean_cosine"]})
+    return sorted(rows, key=lambda row: row["loss"], reverse=True)
+
+
+def fallback(budget: Budget, units: dict[str, tuple[str, ...]], all_layers: list[str],
+             try_build: Callable[[tuple[str, ...]], dict], progress: Callable[[str], None] = lambda _: None
+             ) -> FallbackResult:
+    """Full quantization first; if it misses the budget, rank units and fall back in order."""
+    first = try_build(())
+    trials = [Trial((), first, budget.meets(first))]
+    if trials[0].meets or not budget.active:
+        return FallbackResult(trials[0], trials)
+    progress("budget missed with every layer quantized; measuring sensitivity")
+    ranking = rank_sensitivity(units, all_layers, try_build)
+    keep: tuple[str, ...] = ()
+    for row in ranking:
+        keep = keep + tuple(row["layers"])
+        progress(f"keeping {row['unit']} in higher precision")
+        check = try_build(keep)
+        trials.append(Trial(keep, check, budget.meets(check)))
+        if trials[-1].meets:
+            return FallbackResult(trials[-1], trials, ranking)
+    closest = min(trials, key=lambda t: loss_of(t.check))
+    return FallbackResult(closest, trials, ranking, met=False)

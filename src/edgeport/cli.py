@@ -1,0 +1,234 @@
+"""The `edgeport` command: a root group, one small function per command, one way to abort.
+
+Every user error is an :class:`~edgeport.errors.EdgeportError`; ``main`` prints it as one
+line (``error: ...``) and exits with its code. Tracebacks appear only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from edgeport import __version__
+from edgeport.errors import EXIT_CODES, EdgeportError, UsageError
+from edgeport.ui import UI, quiet_libraries
+
+EPILOG = "Exit codes: " + "; ".join(f"{code} {text}" for code, text in EXIT_CODES.items())
+
+
+class State:
+    def __init__(self, debug: bool, as_json: bool):
+        self.debug = debug
+        self.as_json = as_json
+        self.ui = UI(quiet=as_json)
+
+    def emit(self, document: dict, human: str | None = None) -> None:
+        if self.as_json:
+            click.echo(json.dumps(document, indent=2))
+        elif human:
+            click.echo(human)
+
+
+@click.group(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="edgeport")
+@click.option("--debug", is_flag=True, help="Show tracebacks of errors.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results document as JSON on stdout, nothing else.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool, as_json: bool) -> None:
+    """edgeport: compress, export, calibrate, verify and profile transformer models for edge targets."""
+    if not debug:
+        quiet_libraries()
+    ctx.obj = State(debug, as_json)
+
+
+def _export_options(func):
+    options = [
+        click.option("--target", "-t", "targets", default="openvino-int8,onnx-int8", show_default=True,
+                     help="Comma-separated targets (see `edgeport targets`)."),
+        click.option("--out", "-o", type=click.Path(path_type=Path), default=None,
+                     help="Run folder (default: runs/<model name>)."),
+        click.option("--calib", type=click.Path(path_type=Path), help="Calibration texts: .txt, .jsonl, .tsv, .csv "
+                     "(default: the built-in English set)."),
+        click.option("--calib-size", type=int, help="Sample this many calibration texts (seeded)."),
+        click.option("--text-column", "--text-field", "text_column", help="Text column/field of --calib/--eval."),
+        click.option("--label-column", help="Label column/field of --eval."),
+        click.option("--eval", "eval_path", type=click.Path(path_type=Path),
+                     help="Labelled eval data (classifiers): accuracy of fp32 and of each artifact."),
+        click.option("--min-fidelity", type=float, default=None,
+                     help="Budget: mean cosine (or top-1 agreement) vs fp32 [default 0.995; 0 disables]."),
+        click.option("--max-drop", type=float, help="Budget: accuracy points lost on --eval."),
+        click.option("--granularity", type=click.Choice(["role", "layer"]), default=None,
+                     help="Fallback unit for the budget [default role]."),
+        click.option("--batch", type=int, help="Profile batch size [1]."),
+        click.option("--sequence", type=int, help="Profile sequence length [128]."),
+        click.option("--runs", type=int, help="Timed runs [100]."),
+        click.option("--threads", type=int, help="Threads [all cores]."),
+        click.option("--no-profile", is_flag=True, help="Skip latency and memory profiling."),
+        click.option("--option", "target_options", multiple=True, metavar="TARGET.KEY=VALUE",
+                     help="A target option, e.g. onnx-int8.mode=static."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _recipe_from_flags(model: str, flags: dict):
+    """Map CLI flags onto the recipe schema (the one source of defaults)."""
+    from edgeport.recipe import recipe_from_dict
+
+    data: dict = {"model": model, "targets": flags["targets"]}
+    calib = {}
+    if flags["calib"]:
+        calib["data"] = {"path": flags["calib"], "text_column": flags["text_column"]}
+    if flags["calib_size"]:
+        calib["size"] = flags["calib_size"]
+    data["calibration"] = calib
+    if flags["eval_path"]:
+        data["eval"] = {"path": flags["eval_path"], "text_column": flags["text_column"],
+                        "label_column": flags["label_column"]}
+    budget = {k: flags[k] for k in ("min_fidelity", "max_drop", "granularity") if flags[k] is not None}
+    if budget.get("min_fidelity") == 0:
+        budget["min_fidelity"] = None
+    data["budget"] = budget
+    profile = {k: flags[k] for k in ("batch", "sequence", "runs", "threads") if flags[k] is not None}
+    profile["enabled"] = not flags["no_profile"]
+    data["profile"] = profile
+    data["target_options"] = _target_options(flags["target_options"])
+    return recipe_from_dict(data)
+
+
+def _target_options(items: tuple[str, ...]) -> dict[str, dict]:
+    options: dict[str, dict] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        target, dot, name = key.partition(".")
+        if not sep or not dot:
+            raise UsageError(f"--option '{item}' is not TARGET.KEY=VALUE")
+        options.setdefault(target, {})[name] = value
+    return options
+
+
+def _default_out(model: str) -> Path:
+    return Path("runs") / (Path(model).name or "model")
+
+
+def _summary(document: dict) -> str:
+    from edgeport.report.table import markdown
+
+    return markdown(document)
+
+
+@cli.command()
+@click.argument("model")
+@_export_options
+@click.pass_obj
+def export(state: State, model: str, **flags) -> None:
+    """Export MODEL (a Hugging Face folder, or `minilm`) to each target; verify and profile.
+
+    \b
+    edgeport export minilm --target openvino-int8 --out runs/minilm
+    edgeport export ./bert --target onnx-int8,openvino-fp16 --calib texts.txt --eval dev.tsv --json
+    """
+    from edgeport.stages.flow import run_export
+
+    recipe = _recipe_from_flags(model, flags)
+    out = flags["out"] or _default_out(model)
+    document = run_export(recipe, out, state.ui)
+    state.ui.info(f"run folder: {out}  (report: {out / 'report.html'})")
+    state.emit(document, _summary(document))
+
+
+@cli.command()
+@click.argument("recipe_path", metavar="RECIPE", type=click.Path(path_type=Path))
+@click.option("--out", "-o", type=click.Path(path_type=Path), default=None, help="Run folder.")
+@click.pass_obj
+def run(state: State, recipe_path: Path, out: Path | None) -> None:
+    """Run every stage a RECIPE (YAML, see recipes/) asks for."""
+    from edgeport.recipe import recipe_from_yaml
+    from edgeport.stages.flow import run_export
+
+    recipe = recipe_from_yaml(recipe_path)
+    out = out or _default_out(recipe.model)
+    state.emit(run_export(recipe, out, state.ui), None)
+
+
+@cli.command()
+@click.pass_obj
+def targets(state: State) -> None:
+    """List targets: what is available on this machine, and why not."""
+    from edgeport.targets.registry import describe_all
+
+    infos = describe_all()
+    document = {"targets": {i.name: {"runtime": i.runtime, "available": i.availability.available,
+                                     "reason": str(i.availability) if not i.availability.available else ""}
+                            for i in infos}}
+    lines = [f"{i.name:<18} {i.runtime:<30} {'available' if i.availability.available else str(i.availability)}"
+             for i in infos]
+    state.emit(document, "\n".join(lines))
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.pass_obj
+def report(state: State, run_dir: Path) -> None:
+    """Rewrite report.md and report.html of RUN_DIR from its results.json."""
+    from edgeport.stages.single import rewrite_report
+
+    document = rewrite_report(run_dir)
+    state.ui.info(f"wrote {run_dir / 'report.html'}")
+    state.emit(document, _summary(document))
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--target", "-t", "targets", default=None, help="Targets to profile (default: all built).")
+@click.option("--device", default=None, help="Where: this machine (default), ssh://user@host[:port], adb://SERIAL, "
+              "or a catalog name.")
+@click.option("--batch", type=int, default=1, show_default=True)
+@click.option("--sequence", type=int, default=128, show_default=True)
+@click.option("--runs", type=int, default=100, show_default=True)
+@click.option("--warmup", type=int, default=10, show_default=True)
+@click.option("--threads", type=int, default=None, help="Threads [all cores].")
+@click.pass_obj
+def profile(state: State, run_dir: Path, targets: str | None, device: str | None, **spec) -> None:
+    """Profile built artifacts of RUN_DIR (latency, memory) and merge into results.json."""
+    from edgeport.stages.single import profile_run
+
+    document = profile_run(run_dir, targets, device, spec, state.ui)
+    state.emit(document, _summary(document))
+
+
+def main(argv: list[str] | None = None) -> int:
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        cli.main(args=argv, prog_name="edgeport", standalone_mode=False)
+    except EdgeportError as exc:
+        if debug:
+            raise
+        click.echo(f"error: {exc.message}", err=True)
+        if exc.hint:
+            click.echo(f"hint: {exc.hint}", err=True)
+        return exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return 2 if isinstance(exc, click.UsageError) else exc.exit_code
+    except KeyboardInterrupt:
+        click.echo("interrupted; nothing half-written was left in place", err=True)
+        return 130
+    except Exception as exc:  # a bug: say so plainly, without a traceback unless --debug
+        if debug:
+            raise
+        click.echo(f"internal error: {type(exc).__name__}: {exc}".splitlines()[0], err=True)
+        click.echo("hint: run again with --debug and report the traceback", err=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Devices: catalog (data files), transports (local, ssh, adb), the device agent, parsers."""

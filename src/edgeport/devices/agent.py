@@ -1,0 +1,219 @@
+#!/usr/bin/env python3
+"""edgeport device agent: profiles one artifact and prints one JSON document.
+
+Stdlib-only: it imports nothing of edgeport, and of third-party packages only the runtime
+that the artifact needs (onnxruntime, openvino, ai_edge_litert or tflite_runtime) and
+numpy, which each of those runtimes depends on. edgeport copies this file to the device
+(checking its sha256) and runs it there with the device's own Python; locally it runs in a
+fresh child process, so peak RSS counts that artifact alone.
+
+    python3 agent.py --artifact DIR [--batch 1 --sequence 128 --runs 100 --warmup 10 --threads N]
+    python3 agent.py --probe        # what this device has: OS, arch, CPU, memory, runtimes
+
+The artifact folder holds ``manifest.json`` with ``format`` (onnx | openvino | tflite |
+pytorch), ``files`` and ``inputs`` (names); the schema of the output is ``AGENT_SCHEMA``.
+"""
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+
+# Run as a script, this file's folder heads sys.path: keep it from shadowing other modules.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
+
+AGENT_SCHEMA = 1
+RUNTIME_MODULES = ("onnxruntime", "openvino", "ai_edge_litert", "tflite_runtime", "tensorrt", "torch")
+
+
+def _rss_mb():
+    """Peak RSS of this process so far, in MB (ru_maxrss is KiB on Linux, bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def _module_version(name):
+    try:
+        from importlib import metadata
+        for dist in (name, name.replace("_", "-")):
+            try:
+                return metadata.version(dist)
+            except metadata.PackageNotFoundError:
+                continue
+    except ImportError:
+        pass
+    return None
+
+
+def _installed(name):
+    import importlib.util
+    return importlib.util.find_spec(name) is not None
+
+
+def probe():
+    mem_total = None
+    if os.path.exists("/proc/meminfo"):
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemTotal:"):
+                    mem_total = int(line.split()[1]) / 1024
+    cpu, flags = platform.processor(), []
+    if os.path.exists("/proc/cpuinfo"):
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith(("model name", "Hardware", "Model")) and not cpu:
+                    cpu = line.split(":", 1)[1].strip()
+                if line.startswith(("flags", "Features")) and not flags:
+                    flags = line.split(":", 1)[1].split()
+    return {
+        "schema": AGENT_SCHEMA,
+        "os": platform.system(), "release": platform.release(), "arch": platform.machine(),
+        "python": platform.python_version(), "cpu": cpu, "cores": os.cpu_count(),
+        "int8_flags": sorted(f for f in flags if f in ("avx2", "avx512_vnni", "avx_vnni", "avx512_bf16",
+                                                       "amx_int8", "amx_bf16", "asimddp", "i8mm")),
+        "memory_mb": mem_total,
+        "runtimes": {m: _module_version(m) for m in RUNTIME_MODULES if _installed(m)},
+    }
+
+
+def _inputs(manifest, batch, sequence):
+    import numpy as np
+    vocab = int(manifest.get("vocab_size") or 1000)
+    rng = np.random.default_rng(0)
+    feeds = {}
+    for name in manifest["inputs"]:
+        if name == "input_ids":
+            feeds[name] = rng.integers(100, max(101, min(vocab, 30000)), size=(batch, sequence), dtype=np.int64)
+        elif name == "attention_mask":
+            feeds[name] = np.ones((batch, sequence), dtype=np.int64)
+        else:
+            feeds[name] = np.zeros((batch, sequence), dtype=np.int64)
+    return feeds
+
+
+def _load_onnx(folder, manifest, threads):
+    import onnxruntime as ort
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    session = ort.InferenceSession(os.path.join(folder, manifest["files"][0]), options,
+                                   providers=["CPUExecutionProvider"])
+    return (lambda feeds: session.run(None, feeds)), {"name": "onnxruntime", "version": ort.__version__}
+
+
+def _load_openvino(folder, manifest, threads):
+    import openvino as ov
+    config = {"INFERENCE_NUM_THREADS": threads} if threads else {}
+    compiled = ov.Core().compile_model(os.path.join(folder, manifest["files"][0]), "CPU", config)
+    request = compiled.create_infer_request()
+    info = {"name": "openvino", "version": ov.__version__,
+            "inference_precision": str(compiled.get_property("INFERENCE_PRECISION_HINT"))}
+    return (lambda feeds: request.infer(feeds)), info
+
+
+def _load_tflite(folder, manifest, threads):
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+        name = "ai_edge_litert"
+    except ImportError:
+        from tflite_runtime.interpreter import Interpreter
+        name = "tflite_runtime"
+    interpreter = Interpreter(model_path=os.path.join(folder, manifest["files"][0]), num_threads=threads or None)
+    runner = interpreter.get_signature_runner()
+    import numpy as np
+    dtypes = {k: v["dtype"] for k, v in runner.get_input_details().items()}
+    return (lambda feeds: runner(**{k: v.astype(dtypes.get(k, np.int64)) for k, v in feeds.items()})), \
+        {"name": name, "version": _module_version(name)}
+
+
+def _load_pytorch(folder, manifest, threads):
+    import torch
+    from transformers import AutoModel, AutoModelForSequenceClassification
+    if threads:
+        torch.set_num_threads(threads)
+    auto = AutoModelForSequenceClassification if manifest.get("task") == "text-classification" else AutoModel
+    model = auto.from_pretrained(folder).eval()
+
+    def run(feeds):
+        with torch.inference_mode():
+            return model(**{k: torch.from_numpy(v) for k, v in feeds.items()})
+    return run, {"name": "torch", "version": torch.__version__}
+
+
+LOADERS = {"onnx": _load_onnx, "openvino": _load_openvino, "tflite": _load_tflite, "pytorch": _load_pytorch}
+
+
+def _percentile(values, q):
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * q / 100
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def profile(folder, batch, sequence, runs, warmup, threads):
+    with open(os.path.join(folder, "manifest.json")) as fh:
+        manifest = json.load(fh)
+    fmt = manifest.get("format")
+    if fmt not in LOADERS:
+        raise SystemExit(json.dumps({"error": "unknown artifact format %r" % fmt}))
+    shape = manifest.get("fixed_shape")
+    if shape:
+        batch, sequence = shape
+    rss_before = _rss_mb()
+    started = time.perf_counter()
+    try:
+        run, runtime = LOADERS[fmt](folder, manifest, threads)
+    except ImportError as exc:
+        return {"error": "runtime for %s artifacts is not installed on this device: %s" % (fmt, exc)}
+    feeds = _inputs(manifest, batch, sequence)
+    run(feeds)  # the first run is part of loading (graph compilation, allocations)
+    load_ms = (time.perf_counter() - started) * 1000
+    for _ in range(warmup):
+        run(feeds)
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        run(feeds)
+        times.append((time.perf_counter() - t0) * 1000)
+    mean = statistics.fmean(times)
+    return {
+        "schema": AGENT_SCHEMA,
+        "latency_ms": {"p50": _percentile(times, 50), "p90": _percentile(times, 90),
+                       "p99": _percentile(times, 99), "mean": mean,
+                       "std": statistics.pstdev(times), "min": min(times)},
+        "throughput_per_s": batch * 1000.0 / mean,
+        "peak_rss_mb": _rss_mb(), "rss_before_load_mb": rss_before, "load_ms": load_ms,
+        "batch": batch, "sequence": sequence, "threads": threads or os.cpu_count(),
+        "runs": runs, "warmup": warmup, "runtime": runtime, "format": fmt, "tool": "agent",
+        "samples_ms": [round(t, 4) for t in times],
+        "device": probe(),
+    }
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--artifact")
+    parser.add_argument("--probe", action="store_true")
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--sequence", type=int, default=128)
+    parser.add_argument("--runs", type=int, default=100)
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.probe:
+        result = probe()
+    elif args.artifact:
+        result = profile(args.artifact, args.batch, args.sequence, args.runs, args.warmup, args.threads)
+    else:
+        parser.error("give --artifact DIR or --probe")
+    sys.stdout.write(json.dumps(result) + "\n")
+    return 1 if "error" in result else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""Profile an artifact on this machine: the device agent in a fresh child process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from edgeport.devices import agent
+from edgeport.errors import DeviceError, DeviceTimeoutError
+
+AGENT_PATH = Path(agent.__file__)
+
+
+def agent_argv(python: str, agent_path: str, artifact: str, batch: int, sequence: int, runs: int,
+               warmup: int, threads: int | None) -> list[str]:
+    return [python, agent_path, "--artifact", artifact, "--batch", str(batch), "--sequence", str(sequence),
+            "--runs", str(runs), "--warmup", str(warmup), "--threads", str(threads or 0)]
+
+
+def parse_agent_output(stdout: str, stderr: str, where: str) -> dict:
+    """The agent's JSON document (its last line), or a DeviceError saying what went wrong."""
+    lines = [line for line in stdout.strip().splitlines() if line.strip()]
+    try:
+        result = json.loads(lines[-1])
+    except (IndexError, json.JSONDecodeError):
+        tail = (stderr.strip().splitlines() or ["no output"])[-1]
+        raise DeviceError(f"the device agent on {where} failed: {tail}") from None
+    if "error" in result:
+        raise DeviceError(f"the device agent on {where} failed: {result['error']}")
+    return result
+
+
+def profile_local(artifact_dir: Path, batch: int = 1, sequence: int = 128, runs: int = 100, warmup: int = 10,
+                  threads: int | None = None, timeout: float = 900) -> dict:
+    argv = agent_argv(sys.executable, str(AGENT_PATH), str(artifact_dir), batch, sequence, runs, warmup, threads)
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise DeviceTimeoutError(f"profiling {artifact_dir} took longer than {timeout:.0f} s") from exc
+    return as_profile(parse_agent_output(done.stdout, done.stderr, "this machine"), "local")
+
+
+def as_profile(agent_result: dict, device: str) -> dict:
+    """The agent's document in the metrics schema: device name, environment from its probe."""
+    profile = dict(agent_result)
+    profile["environment"] = profile.pop("device", {})
+    profile["device"] = device
+    return profile

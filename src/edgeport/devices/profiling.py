@@ -1,0 +1,15 @@
+"""Profile an artifact on a device: this machine, or one reached through a transport."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgeport.devices.local_profile import profile_local
+
+
+def profile_on(artifact_dir: Path, device: str | None, spec: dict) -> dict:
+    if device in (None, "", "local"):
+        return profile_local(artifact_dir, **spec)
+    from edgeport.devices.remote_profile import profile_remote
+
+    return profile_remote(artifact_dir, device, spec)

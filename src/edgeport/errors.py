@@ -1,0 +1,93 @@
+"""The errors a user sees. Each has one clear message, a hint, and a documented exit code.
+
+Exit codes (also in the README):
+
+====  ==========================================================================
+0     success
+1     internal error (a bug in edgeport: run again with --debug and report it)
+2     usage error: unknown target or device, bad option values
+3     input error: model folder, ONNX file, calibration or eval file unusable
+4     a target's SDK or runtime is missing on this host
+5     verification failed: export parity, or an accuracy/fidelity budget not met
+6     device error: unreachable, refused host key or login, timeout, dropped
+====  ==========================================================================
+"""
+
+from __future__ import annotations
+
+
+class EdgeportError(Exception):
+    """Base of every error meant for the user (never shown with a traceback)."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message} ({self.hint})"
+
+
+class UsageError(EdgeportError):
+    exit_code = 2
+
+
+class UnknownTargetError(UsageError):
+    pass
+
+
+class InputError(EdgeportError):
+    exit_code = 3
+
+
+class ModelNotFoundError(InputError):
+    pass
+
+
+class CorruptOnnxError(InputError):
+    pass
+
+
+class DataFileError(InputError):
+    """A calibration or eval file that is missing, empty, binary or malformed."""
+
+
+class TargetUnavailableError(EdgeportError):
+    exit_code = 4
+
+
+class VerificationError(EdgeportError):
+    exit_code = 5
+
+
+class ParityError(VerificationError):
+    pass
+
+
+class BudgetNotMetError(VerificationError):
+    pass
+
+
+class DeviceError(EdgeportError):
+    exit_code = 6
+
+
+class HostKeyError(DeviceError):
+    pass
+
+
+class DeviceTimeoutError(DeviceError):
+    pass
+
+
+EXIT_CODES = {
+    0: "success",
+    1: "internal error (a bug: run again with --debug and report it)",
+    UsageError.exit_code: "usage error: unknown target or device, bad option values",
+    InputError.exit_code: "input error: model folder, ONNX, calibration or eval file unusable",
+    TargetUnavailableError.exit_code: "a target's SDK or runtime is missing on this host",
+    VerificationError.exit_code: "verification failed: export parity or accuracy budget not met",
+    DeviceError.exit_code: "device error: unreachable, refused host key/login, timeout, dropped",
+}

@@ -1,0 +1,55 @@
+"""One self-contained HTML page (no script, no network at view time): summary table, latency
+distribution, accuracy-vs-latency-vs-size with the Pareto front, sensitivity, environment."""
+
+from __future__ import annotations
+
+import html
+import json
+
+from edgeport.report import plots
+from edgeport.report.table import COLUMNS, rows
+
+STYLE = """
+body{font-family:system-ui,sans-serif;margin:2rem;color:#222;max-width:1200px}
+table{border-collapse:collapse;font-size:.85rem}th,td{border:1px solid #ccc;padding:.3rem .5rem;text-align:right}
+th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}.warn{color:#a60}
+figure{margin:1.5rem 0}img{max-width:100%}pre{background:#f7f7f7;padding:1rem;overflow-x:auto;font-size:.8rem}
+"""
+
+
+def _figure(png: str | None, chart_id: str, caption: str) -> str:
+    if not png:
+        return ""
+    return (f'<figure id="{chart_id}" class="chart"><img alt="{html.escape(caption)}" '
+            f'src="data:image/png;base64,{png}"><figcaption>{html.escape(caption)}</figcaption></figure>')
+
+
+def html_report(document: dict) -> str:
+    model = document["model"]
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in COLUMNS)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in row) + "</tr>" for row in rows(document))
+    warnings = "".join(f'<p class="warn">warning: {html.escape(w)}</p>' for w in document.get("warnings", []))
+    sens = "".join(_figure(png, f"sensitivity-{name}", f"Sensitivity of {name}")
+                   for name, png in plots.sensitivity(document).items())
+    fallbacks = "".join(
+        f"<li><b>{html.escape(n)}</b>: {len(e['fallback']['fp32_layers'])} layers kept in higher precision"
+        f"{': ' + html.escape(', '.join(e['fallback']['fp32_layers'])) if e['fallback']['fp32_layers'] else ''}"
+        f"{'' if e['fallback']['met'] else ' — budget NOT met'}</li>"
+        for n, e in document["targets"].items() if e.get("fallback"))
+    env = html.escape(json.dumps(document.get("environment", {}), indent=2))
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>edgeport report: {html.escape(model['ref'])}</title>
+<style>{STYLE}</style></head><body>
+<h1>edgeport report: {html.escape(model['ref'])}</h1>
+<p>{html.escape(model['family'])} {html.escape(model['task'])}, {model['parameters']:,} parameters,
+{model['size_mb']:.1f} MB; created {html.escape(document['created'])}.</p>
+{warnings}
+<h2>Summary</h2><table id="summary"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
+<h2>Layers kept in higher precision</h2><ul id="fallbacks">{fallbacks or '<li>none</li>'}</ul>
+<h2>Charts</h2>
+{_figure(plots.latency_distribution(document), "latency-chart", "Latency distribution per target and device")}
+{_figure(plots.tradeoff(document), "tradeoff-chart", "Accuracy vs latency vs size, Pareto front dashed")}
+{sens}
+<h2>Environment</h2><pre id="environment">{env}</pre>
+</body></html>
+"""

@@ -1,0 +1,50 @@
+"""One summary row per target and device, shared by the markdown and HTML reports."""
+
+from __future__ import annotations
+
+
+def _fmt(value, spec: str = ".2f", missing: str = "–") -> str:
+    return missing if value is None else format(value, spec)
+
+
+COLUMNS = ("target", "device", "runtime", "precision", "size MB", "p50 ms", "p90 ms", "p99 ms",
+           "× PyTorch", "peak RSS MB", "mean cos", "min cos", "top-1 agr", "acc drop pts", "fp32 layers")
+
+
+def rows(document: dict) -> list[list[str]]:
+    base = document.get("baseline")
+    base_p50 = base["latency_ms"]["p50"] if base else None
+    out = []
+    if base:
+        out.append(["pytorch-fp32 (baseline)", base["device"], "torch", "fp32",
+                    _fmt(document["model"]["size_mb"], ".1f"), _fmt(base["latency_ms"]["p50"]),
+                    _fmt(base["latency_ms"]["p90"]), _fmt(base["latency_ms"]["p99"]), "1.00",
+                    _fmt(base.get("peak_rss_mb"), ".0f"), "1", "1", "–", "–", "–"])
+    for name, entry in document["targets"].items():
+        fid, acc = entry.get("fidelity") or {}, entry.get("accuracy") or {}
+        fallback = entry.get("fallback") or {}
+        profiles = entry.get("profiles") or {}
+        for device, prof in (profiles.items() or [(None, None)]):
+            lat = prof["latency_ms"] if prof else {}
+            speedup = base_p50 / lat["p50"] if base_p50 and lat and device == "local" else None
+            out.append([
+                name, device or "–", entry["runtime"], entry["precision"], _fmt(entry["size_mb"], ".1f"),
+                _fmt(lat.get("p50")), _fmt(lat.get("p90")), _fmt(lat.get("p99")), _fmt(speedup),
+                _fmt(prof.get("peak_rss_mb") if prof else None, ".0f"), _fmt(fid.get("mean_cosine"), ".4f"),
+                _fmt(fid.get("min_cosine"), ".4f"), _fmt(fid.get("top1_agreement"), ".4f"),
+                _fmt(acc.get("drop_points"), ".2f"), str(len(fallback.get("fp32_layers") or [])),
+            ])
+    return out
+
+
+def markdown(document: dict) -> str:
+    lines = [f"# edgeport report: {document['model']['ref']}", "",
+             f"Model: {document['model']['family']} {document['model']['task']}, "
+             f"{document['model']['parameters']:,} parameters, {document['model']['size_mb']:.1f} MB.",
+             f"CPU: {document['environment']['cpu']['model']} "
+             f"(INT8 flags: {', '.join(document['environment']['cpu']['int8_flags']) or 'none'}).", "",
+             "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows(document)]
+    for warning in document.get("warnings", []):
+        lines.append(f"\n> warning: {warning}")
+    return "\n".join(lines) + "\n"

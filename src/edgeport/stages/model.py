@@ -1,0 +1,52 @@
+"""Stages `model` and `onnx`: copy the model into the run folder, export and check ONNX.
+Both are cached by a content hash of their inputs, options and tool versions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgeport.exporter.load import LoadedModel, model_from_path, path_from_ref, save_model
+from edgeport.exporter.onnx_export import export_onnx
+from edgeport.runs import (code_version, MANIFEST, RunDir, atomic_dir, cache_key, hash_path, mark_stage, read_json,
+                           stage_is_current, tool_versions, write_json)
+
+
+def model_info(ref: str, loaded: LoadedModel, model_dir: Path) -> dict:
+    weights = sum(f.stat().st_size for f in model_dir.glob("*.safetensors"))
+    return {
+        "ref": str(ref), "task": loaded.task, "family": loaded.family.name,
+        "parameters": int(sum(p.numel() for p in loaded.model.parameters())),
+        "size_mb": round(weights / 1e6, 3), "sha256": hash_path(model_dir),
+    }
+
+
+def prepare_model(run: RunDir, ref: str) -> tuple[LoadedModel, bool]:
+    """Load the model from its reference and keep a copy in RUN_DIR/model (cached)."""
+    source = path_from_ref(ref)
+    loaded = model_from_path(source)
+    key = cache_key(stage="model", source=hash_path(source), edgeport=code_version())
+    if stage_is_current(run.model_dir, key):
+        return loaded, True
+    with atomic_dir(run.model_dir) as tmp:
+        save_model(loaded, tmp)
+        # the model folder is itself profilable by the device agent (the PyTorch fp32 baseline)
+        write_json(tmp / MANIFEST, {"format": "pytorch", "files": [], "task": loaded.task,
+                                    "inputs": list(loaded.family.inputs),
+                                    "vocab_size": loaded.model.config.vocab_size})
+        mark_stage(tmp, key)
+    return loaded, False
+
+
+def prepare_onnx(run: RunDir, loaded: LoadedModel, opset: int) -> tuple[dict, bool]:
+    """Export RUN_DIR/onnx/model.onnx with its parity figures (cached)."""
+    versions = tool_versions(("torch", "transformers", "onnx", "onnxruntime"))
+    key = cache_key(stage="onnx", model=hash_path(run.model_dir), opset=opset, tools=versions, edgeport=code_version())
+    if stage_is_current(run.onnx_dir, key):
+        return read_json(run.onnx_dir / MANIFEST), True
+    with atomic_dir(run.onnx_dir) as tmp:
+        parity = export_onnx(loaded, tmp / "model.onnx", opset)
+        manifest = {"opset": opset, "inputs": list(loaded.family.inputs), "task": loaded.task,
+                    "parity": parity, "tool_versions": versions}
+        write_json(tmp / MANIFEST, manifest)
+        mark_stage(tmp, key)
+    return manifest, False

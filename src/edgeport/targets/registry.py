@@ -1,0 +1,71 @@
+"""The one registry of targets. Built-ins are named here and imported lazily, so listing
+targets never imports an SDK. Targets that later work will add are listed with the reason
+they are not yet available."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+from edgeport.errors import TargetUnavailableError, UnknownTargetError
+from edgeport.targets.base import Availability, Target
+
+BUILTIN: dict[str, str] = {
+    "onnx-fp32": "edgeport.targets.onnxruntime_cpu:OnnxFp32",
+    "onnx-int8": "edgeport.targets.onnxruntime_cpu:OnnxInt8",
+    "openvino-fp16": "edgeport.targets.openvino_ir:OpenVinoFp16",
+    "openvino-int8": "edgeport.targets.openvino_ir:OpenVinoInt8",
+}
+
+PLANNED: dict[str, tuple[str, str]] = {
+    "tensorrt-int8": ("TensorRT", "not yet available: explicit-quantization QDQ ONNX + on-device trtexec build is planned"),
+    "tensorrt-fp16": ("TensorRT", "not yet available: on-device trtexec build is planned"),
+    "tflite-fp32": ("LiteRT", "not yet available: litert-torch conversion is planned"),
+    "tflite-fp16": ("LiteRT", "not yet available: litert-torch conversion is planned"),
+    "tflite-int8": ("LiteRT", "not yet available: ai-edge-quantizer dynamic INT8 is planned"),
+    "tflite-int8-full": ("LiteRT", "not yet available: full-integer with a representative dataset is planned"),
+    "amd-fp16": ("ONNX Runtime (MIGraphX/ROCm)", "not yet available: FP16 ONNX for AMD GPUs is planned"),
+}
+
+
+@dataclass(frozen=True)
+class TargetInfo:
+    name: str
+    runtime: str
+    availability: Availability
+
+
+def names() -> list[str]:
+    return list(BUILTIN) + list(PLANNED)
+
+
+def get(name: str) -> Target:
+    """The target called ``name``; a clear error for unknown or not-yet-available ones."""
+    if name in BUILTIN:
+        module_name, class_name = BUILTIN[name].split(":")
+        return getattr(importlib.import_module(module_name), class_name)()
+    if name in PLANNED:
+        raise TargetUnavailableError(f"target '{name}' is {PLANNED[name][1]}")
+    raise UnknownTargetError(f"unknown target '{name}'", hint=f"known targets: {', '.join(names())}")
+
+
+def parse_list(spec: str | list[str]) -> list[str]:
+    """``a,b`` or a list -> validated target names (unknown ones raise before any work)."""
+    items = spec.split(",") if isinstance(spec, str) else list(spec)
+    wanted = [item.strip() for item in items if item.strip()]
+    if not wanted:
+        raise UnknownTargetError("no target given", hint=f"known targets: {', '.join(names())}")
+    for name in wanted:
+        if name not in BUILTIN and name not in PLANNED:
+            raise UnknownTargetError(f"unknown target '{name}'", hint=f"known targets: {', '.join(names())}")
+    return list(dict.fromkeys(wanted))
+
+
+def describe_all() -> list[TargetInfo]:
+    infos = []
+    for name in BUILTIN:
+        target = get(name)
+        infos.append(TargetInfo(name, target.runtime, target.check()))
+    for name, (runtime, reason) in PLANNED.items():
+        infos.append(TargetInfo(name, runtime, Availability(False, reason)))
+    return infos

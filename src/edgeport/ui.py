@@ -1,0 +1,50 @@
+"""What the user sees while work runs: messages and progress on stderr (rich), silent in
+--json mode so that stdout carries the results document alone."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import warnings
+from typing import Iterator
+
+from rich.console import Console
+
+
+class UI:
+    def __init__(self, quiet: bool = False):
+        self.quiet = quiet
+        self.console = Console(stderr=True, highlight=False)
+
+    def info(self, message: str) -> None:
+        if not self.quiet:
+            self.console.print(message)
+
+    def warn(self, message: str) -> None:
+        self.console.print(f"[yellow]warning:[/] {message}")
+
+    @contextlib.contextmanager
+    def step(self, message: str) -> Iterator[None]:
+        """A spinner on a terminal for a long step; one line in a log otherwise."""
+        if self.quiet:
+            yield
+            return
+        if self.console.is_terminal:
+            with self.console.status(message):
+                yield
+        else:
+            self.console.print(f"… {message}")
+            yield
+
+
+def quiet_libraries() -> None:
+    """Silence the libraries' own warnings and progress bars (shown again with --debug)."""
+    warnings.filterwarnings("ignore")
+    logging.getLogger().setLevel(logging.ERROR)
+    for name in ("nncf", "openvino", "onnxruntime", "torch", "transformers"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is ever fetched from a hub

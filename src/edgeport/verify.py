@@ -1,0 +1,71 @@
+"""Fidelity and task accuracy of an artifact against the fp32 reference.
+
+Fidelity is measured on held-out texts that are never the calibration texts: for every
+text, the cosine between the artifact's output and the reference output (embeddings or
+logits), its minimum, the max abs error, and for classifiers top-1 agreement. With labelled
+eval data, a classifier's accuracy is measured for fp32 and the artifact, and the drop is
+given in points.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+import numpy as np
+
+VERIFY_BATCH = 16
+
+
+def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cosine similarity of each example's output (all other axes flattened)."""
+    a = a.reshape(a.shape[0], -1).astype(np.float64)
+    b = b.reshape(b.shape[0], -1).astype(np.float64)
+    denom = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    return np.sum(a * b, axis=1) / np.maximum(denom, 1e-12)
+
+
+def run_batches(runner, batches: Iterable[dict[str, np.ndarray]]) -> np.ndarray:
+    return np.concatenate([runner.infer(feeds) for feeds in batches], axis=0)
+
+
+def fidelity(outputs: np.ndarray, reference: np.ndarray, classifier: bool) -> dict:
+    cos = cosine_rows(outputs, reference)
+    result = {
+        "mean_cosine": float(np.mean(cos)),
+        "min_cosine": float(np.min(cos)),
+        "max_abs_error": float(np.max(np.abs(outputs - reference))),
+        "top1_agreement": None,
+        "samples": int(outputs.shape[0]),
+    }
+    if classifier:
+        result["top1_agreement"] = float(np.mean(outputs.argmax(-1) == reference.argmax(-1)))
+    return result
+
+
+@dataclass(frozen=True)
+class LabelMap:
+    """Maps eval-file labels (`1`, `positive`, `LABEL_1`) to class indices of the model."""
+
+    id2label: dict[int, str]
+
+    def index(self, label: str) -> int:
+        if label.lstrip("-").isdigit():
+            return int(label)
+        lowered = {v.lower(): k for k, v in self.id2label.items()}
+        if label.lower() in lowered:
+            return lowered[label.lower()]
+        raise ValueError(label)
+
+
+def accuracy(outputs: np.ndarray, reference: np.ndarray, labels: Sequence[int]) -> dict:
+    gold = np.asarray(labels)
+    fp32 = float(np.mean(reference.argmax(-1) == gold))
+    got = float(np.mean(outputs.argmax(-1) == gold))
+    return {
+        "fp32": fp32,
+        "artifact": got,
+        "drop_points": round((fp32 - got) * 100, 4),
+        "label_agreement": float(np.mean(outputs.argmax(-1) == reference.argmax(-1))),
+        "samples": int(gold.shape[0]),
+    }
