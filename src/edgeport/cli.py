@@ -6,6 +6,7 @@ line (``error: ...``) and exits with its code. Tracebacks appear only with ``--d
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -30,6 +31,11 @@ class State:
             click.echo(json.dumps(document, indent=2))
         elif human:
             click.echo(human)
+
+    def work(self):
+        """While the work of a command runs, whatever the libraries print on stdout (NNCF's
+        progress bars, for one) goes to stderr: stdout carries only edgeport's result."""
+        return contextlib.redirect_stdout(sys.stderr)
 
 
 @click.group(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
@@ -121,6 +127,21 @@ def _summary(document: dict) -> str:
     return markdown(document)
 
 
+def _finish(state: State, document: dict, out: Path) -> None:
+    """Print the results; a budget that no configuration met is an error (exit 5), raised
+    after the closest artifacts and the results were written."""
+    from edgeport.errors import BudgetNotMetError
+
+    state.ui.info(f"run folder: {out}  (report: {out / 'report.html'})")
+    state.emit(document, _summary(document))
+    missed = [name for name, entry in document["targets"].items()
+              if entry.get("fallback") and not entry["fallback"]["met"]]
+    if missed:
+        raise BudgetNotMetError(
+            f"budget not met by {', '.join(missed)}; the closest artifact was kept in {out}",
+            hint="relax --min-fidelity/--max-drop, try --granularity layer, or give more natural calibration text")
+
+
 @cli.command()
 @click.argument("model")
 @_export_options
@@ -136,9 +157,30 @@ def export(state: State, model: str, **flags) -> None:
 
     recipe = _recipe_from_flags(model, flags)
     out = flags["out"] or _default_out(model)
-    document = run_export(recipe, out, state.ui)
-    state.ui.info(f"run folder: {out}  (report: {out / 'report.html'})")
-    state.emit(document, _summary(document))
+    with state.work():
+        document = run_export(recipe, out, state.ui)
+    _finish(state, document, out)
+
+
+@cli.command()
+@click.argument("onnx_file", type=click.Path(path_type=Path))
+@click.option("--tokenizer", "tokenizer_dir", type=click.Path(path_type=Path), required=True,
+              help="Folder of the model's tokenizer (and config.json, if at hand).")
+@_export_options
+@click.pass_obj
+def build(state: State, onnx_file: Path, tokenizer_dir: Path, **flags) -> None:
+    """Build targets from an ONNX file exported elsewhere (inputs inferred and validated).
+
+    \b
+    edgeport build model.onnx --tokenizer ./bert --target onnx-int8 --out runs/bert
+    """
+    from edgeport.stages.flow import run_from_onnx
+
+    recipe = _recipe_from_flags(str(onnx_file), flags)
+    out = flags["out"] or _default_out(onnx_file.stem)
+    with state.work():
+        document = run_from_onnx(recipe, onnx_file, tokenizer_dir, out, state.ui)
+    _finish(state, document, out)
 
 
 @cli.command()
@@ -152,7 +194,9 @@ def run(state: State, recipe_path: Path, out: Path | None) -> None:
 
     recipe = recipe_from_yaml(recipe_path)
     out = out or _default_out(recipe.model)
-    state.emit(run_export(recipe, out, state.ui), None)
+    with state.work():
+        document = run_export(recipe, out, state.ui)
+    _finish(state, document, out)
 
 
 @cli.command()
@@ -197,7 +241,8 @@ def profile(state: State, run_dir: Path, targets: str | None, device: str | None
     """Profile built artifacts of RUN_DIR (latency, memory) and merge into results.json."""
     from edgeport.stages.single import profile_run
 
-    document = profile_run(run_dir, targets, device, spec, state.ui)
+    with state.work():
+        document = profile_run(run_dir, targets, device, spec, state.ui)
     state.emit(document, _summary(document))
 
 

@@ -48,3 +48,13 @@ def quiet_libraries() -> None:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TQDM_DISABLE", "1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is ever fetched from a hub
+    os.environ["EDGEPORT_QUIET"] = "1"
+
+
+def quiet_transformers() -> None:
+    """Called right after transformers is imported (it is imported lazily)."""
+    if os.environ.get("EDGEPORT_QUIET"):
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()

@@ -32,8 +32,18 @@ RUNTIME_MODULES = ("onnxruntime", "openvino", "ai_edge_litert", "tflite_runtime"
 
 
 def _rss_mb():
-    """Peak RSS of this process so far, in MB (ru_maxrss is KiB on Linux, bytes on macOS)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    """Peak RSS of this process so far, in MB.
+
+    On Linux, VmHWM of /proc/self/status: it starts afresh with this program's image, while
+    ru_maxrss keeps the high-water mark of the parent that forked us (across execve)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 
 

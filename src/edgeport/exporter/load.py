@@ -110,6 +110,10 @@ def model_from_path(path: Path) -> LoadedModel:
         )
     from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
 
+    from edgeport.ui import quiet_transformers
+
+    quiet_transformers()
+
     auto = AutoModelForSequenceClassification if task == "text-classification" else AutoModel
     try:
         model = auto.from_pretrained(path, use_safetensors=_has_safetensors(path)).eval()

@@ -1,6 +1,6 @@
-"""The whole flow for `edgeport export` / `run`: model -> ONNX -> targets (built, verified,
-budgeted) -> local profile -> results.json + report. Each stage reads the previous one's
-output from the run folder; inputs are validated before anything is written."""
+"""The whole flow for `edgeport export`, `build` and `run`: source (model -> ONNX, or an
+ONNX file) -> targets (built, verified, budgeted) -> local profile -> results + report.
+Inputs are read and validated before anything is written."""
 
 from __future__ import annotations
 
@@ -12,16 +12,14 @@ from edgeport.calibration.budget import Budget
 from edgeport.calibration.data import Records, builtin_texts, records_from_file, sample
 from edgeport.devices.host import cpu_info, int8_warning
 from edgeport.devices.local_profile import profile_local
-from edgeport.exporter.load import LoadedModel
-from edgeport.exporter.torch_runner import TorchRunner
-from edgeport.exporter.wrappers import OUTPUT_NAME
+from edgeport.errors import TargetUnavailableError, UsageError
+from edgeport.exporter.load import path_from_ref, task_from_config
 from edgeport.recipe import DataSpec, Recipe
-from edgeport.report.write import write_reports
-from edgeport.results import Results
-from edgeport.runs import RunDir, tool_versions, write_json
+from edgeport.runs import RunDir, read_json, tool_versions
 from edgeport.stages.build import build_target
-from edgeport.stages.model import model_info, prepare_model, prepare_onnx
-from edgeport.stages.reference import Reference, reference_from
+from edgeport.stages.reference import reference_from
+from edgeport.stages.single import save_results
+from edgeport.stages.source import Source, source_from_model, source_from_onnx
 from edgeport.targets import registry
 from edgeport.targets.base import BuildContext, CalibrationSet, Target
 from edgeport.ui import UI
@@ -41,8 +39,6 @@ def read_inputs(recipe: Recipe) -> Inputs:
     for target in targets:  # say what is missing before any work starts
         availability = target.check()
         if not availability.available:
-            from edgeport.errors import TargetUnavailableError
-
             raise TargetUnavailableError(f"target '{target.name}' cannot be built here: {availability.reason}",
                                          hint=availability.how_to_get)
     spec = recipe.calibration
@@ -57,54 +53,59 @@ def _records(spec: DataSpec, need_labels: bool) -> Records:
 
 
 def run_export(recipe: Recipe, out: Path, ui: UI) -> dict:
+    """`edgeport export MODEL`: the model folder is exported to ONNX here."""
+    folder = path_from_ref(recipe.model)
+    inputs = read_inputs(recipe)
+    if inputs.eval is not None:
+        _check_eval_task(task_from_config(read_json(folder / "config.json")))
+    run = RunDir(Path(out))
+    return _run(run, source_from_model(run, recipe.model, recipe.opset, ui), recipe, inputs, ui)
+
+
+def run_from_onnx(recipe: Recipe, onnx_file: Path, tokenizer_dir: Path, out: Path, ui: UI) -> dict:
+    """`edgeport build model.onnx --tokenizer DIR`: an ONNX file exported elsewhere."""
     inputs = read_inputs(recipe)
     run = RunDir(Path(out))
-    with ui.step(f"loading {recipe.model}"):
-        loaded, cached = prepare_model(run, recipe.model)
-    ui.info(f"model: {loaded.family.name} {loaded.task}" + (" (cached)" if cached else ""))
-    with ui.step("exporting ONNX and checking parity"):
-        onnx_manifest, cached = prepare_onnx(run, loaded, recipe.opset)
-    parity = onnx_manifest["parity"]
-    ui.info(f"onnx: parity max abs {parity['max_abs']:.2e}" + (" (cached)" if cached else ""))
-    if inputs.eval is not None and loaded.task != "text-classification":
-        from edgeport.errors import UsageError
+    return _run(run, source_from_onnx(run, onnx_file, tokenizer_dir, ui), recipe, inputs, ui)
 
-        raise UsageError("--eval measures accuracy of classifiers; this model gives embeddings",
+
+def _check_eval_task(task: str) -> None:
+    if task != "text-classification":
+        raise UsageError("--eval measures the accuracy of classifiers; this model gives embeddings",
                          hint="drop --eval; fidelity is measured on held-out texts")
+
+
+def _run(run: RunDir, source: Source, recipe: Recipe, inputs: Inputs, ui: UI) -> dict:
+    classifier = source.task == "text-classification"
+    if inputs.eval is not None:
+        _check_eval_task(source.task)
     with ui.step("computing fp32 reference outputs"):
-        reference = reference_from(TorchRunner(loaded), loaded.tokenizer, loaded.family.inputs,
-                                   loaded.task == "text-classification", inputs.eval,
-                                   getattr(loaded.model.config, "id2label", None))
-    results = new_results(recipe.model, loaded, run)
-    build_all(run, recipe, inputs, loaded, reference, results, ui)
+        reference = reference_from(source.reference_runner, source.tokenizer, source.input_names, classifier,
+                                   inputs.eval, source.id2label)
+    results = {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "model": source.info, "targets": {},
+               "environment": {"cpu": cpu_info(), "tools": tool_versions()}, "warnings": []}
+    build_all(run, source, recipe, inputs, reference, results, ui)
     if recipe.profile.enabled:
-        profile_all(run, recipe, results, ui)
-    return finish(run, results)
+        profile_all(run, source, recipe, results, ui)
+    return save_results(run, results)
 
 
-def new_results(ref: str, loaded: LoadedModel, run: RunDir) -> dict:
-    return {
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "model": model_info(ref, loaded, run.model_dir),
-        "targets": {}, "environment": {"cpu": cpu_info(), "tools": tool_versions()}, "warnings": [],
-    }
-
-
-def build_all(run: RunDir, recipe: Recipe, inputs: Inputs, loaded: LoadedModel, reference: Reference,
-              results: dict, ui: UI) -> None:
-    calibration = CalibrationSet(inputs.calibration.source, inputs.calibration.texts, loaded.tokenizer,
-                                 loaded.family.inputs)
+def build_all(run: RunDir, source: Source, recipe: Recipe, inputs: Inputs, reference, results: dict, ui: UI) -> None:
+    calibration = CalibrationSet(inputs.calibration.source, inputs.calibration.texts, source.tokenizer,
+                                 source.input_names)
     budget = Budget(recipe.budget.min_fidelity, recipe.budget.max_drop)
-    base = {"task": loaded.task, "family": loaded.family.name, "vocab_size": loaded.model.config.vocab_size,
-            "model_sha256": results["model"]["sha256"]}
-    if any(t.precision == "int8" for t in inputs.targets) and (warning := int8_warning(results["environment"]["cpu"])):
+    base = {"task": source.task, "family": source.family.name if source.family else None,
+            "vocab_size": getattr(source.tokenizer, "vocab_size", None), "model_sha256": source.info["sha256"]}
+    warning = int8_warning(results["environment"]["cpu"])
+    if warning and any(t.precision == "int8" for t in inputs.targets):
         ui.warn(warning)
         results["warnings"].append(warning)
     for target in inputs.targets:
-        ctx = BuildContext(run.onnx_path, run.model_dir, loaded.family.inputs, OUTPUT_NAME[loaded.task],
+        ctx = BuildContext(source.onnx_path, source.model_dir, source.input_names, source.output_name,
                            calibration, recipe.target_options.get(target.name, {}))
         with ui.step(f"building {target.name}"):
             manifest, cached = build_target(target, ctx, run.target_dir(target.name), reference, budget,
-                                            recipe.budget.granularity, loaded.family, base, ui)
+                                            recipe.budget.granularity, source.family, base, ui)
         results["targets"][target.name] = target_result(run, target, manifest, cached)
         fid = manifest["verification"]["fidelity"]
         ui.info(f"{target.name}: mean cosine {fid['mean_cosine']:.4f}" + (" (cached)" if cached else ""))
@@ -126,23 +127,22 @@ def target_result(run: RunDir, target: Target, manifest: dict, cached: bool) -> 
     }
 
 
-def profile_all(run: RunDir, recipe: Recipe, results: dict, ui: UI) -> None:
+def profile_all(run: RunDir, source: Source, recipe: Recipe, results: dict, ui: UI) -> None:
     spec = recipe.profile
     args = dict(batch=spec.batch, sequence=spec.sequence, runs=spec.runs, warmup=spec.warmup, threads=spec.threads)
-    with ui.step("profiling PyTorch fp32 (baseline)"):
-        results["baseline"] = profile_local(run.model_dir, **args)
+    if source.model_dir is not None:
+        with ui.step("profiling PyTorch fp32 (baseline)"):
+            results["baseline"] = profile_local(source.model_dir, **args)
     for name, entry in results["targets"].items():
         with ui.step(f"profiling {name} on this machine"):
             profile = profile_local(run.target_dir(name), **args)
         entry["profiles"]["local"] = profile
-        entry["latency_ms"] = profile["latency_ms"]
-        entry["peak_rss_mb"] = profile["peak_rss_mb"]
+        entry["latency_ms"], entry["peak_rss_mb"] = profile["latency_ms"], profile["peak_rss_mb"]
         ui.info(f"{name}: p50 {profile['latency_ms']['p50']:.2f} ms, peak RSS {profile['peak_rss_mb']:.0f} MB")
+    if spec.device:
+        from edgeport.devices.profiling import profile_on
 
-
-def finish(run: RunDir, results: dict) -> dict:
-    document = Results.model_validate(results).model_dump(mode="json")
-    write_json(run.results_path, document)
-    write_reports(run, document)
-    return document
-
+        for name, entry in results["targets"].items():
+            with ui.step(f"profiling {name} on {spec.device}"):
+                profile = profile_on(run.target_dir(name), spec.device, args)
+            entry["profiles"][profile["device"]] = profile

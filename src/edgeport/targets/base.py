@@ -45,6 +45,12 @@ class CalibrationSet:
 
         return batched_feeds(self.tokenizer, self.texts, self.input_names, batch_size, fixed_length=fixed_length)
 
+    def longest(self, cap: int = 128) -> int:
+        """Token length of the longest text (capped): one fixed shape for calibrators that
+        stack activations across samples."""
+        lengths = [len(ids) for ids in self.tokenizer(self.texts, truncation=True, max_length=cap)["input_ids"]]
+        return max(lengths)
+
     def summary(self) -> dict:
         digest = hashlib.sha256("\n".join(self.texts).encode()).hexdigest()
         return {"source": self.source, "count": len(self.texts), "sha256": digest}

@@ -118,7 +118,8 @@ class OnnxInt8(_OrtTarget):
             prepared = Path(tmp) / "prepared.onnx"
             quant_pre_process(str(ctx.onnx_path), str(prepared), skip_symbolic_shape=True)
             quantize_static(
-                str(prepared), str(dst), _CalibrationReader(ctx.calibration.feeds(batch_size=1)),
+                str(prepared), str(dst),
+                _CalibrationReader(ctx.calibration.feeds(batch_size=1, fixed_length=ctx.calibration.longest())),
                 quant_format=QuantFormat.QDQ, op_types_to_quantize=["MatMul", "Gemm"],
                 per_channel=True, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
                 calibrate_method=methods[method], nodes_to_exclude=exclude,

@@ -1,0 +1,37 @@
+# The two commands of the README:
+#   make demo   set up, then run the main job on the embedded default model (MiniLM)
+#   make test   set up, then run the test suite
+# Set-up is idempotent: it installs into .venv once, and again only when pyproject.toml changes.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+STAMP   = $(VENV)/.edgeport-installed
+
+.PHONY: setup demo test bench system-deps clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt torch==2.13.0
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[openvino,devices,test]'
+	touch $@
+
+demo: setup
+	$(BIN)/edgeport export minilm --target openvino-int8,onnx-int8 --out runs/minilm
+
+# System packages the device and report tests use (an SSH server, adb, Chromium);
+# installed only when missing, and only where apt-get is available.
+system-deps:
+	@bash scripts/system-deps.sh
+
+test: setup system-deps
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+bench: setup
+	$(BIN)/python bench/x86_targets.py
+
+clean:
+	rm -rf $(VENV) runs

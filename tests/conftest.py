@@ -1,0 +1,100 @@
+"""Shared fixtures: tiny random models of each family, built from a config (no download),
+with a WordPiece tokenizer trained here on the built-in texts; and a CLI runner."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from edgeport.calibration.data import builtin_texts
+
+FAMILIES = ("bert", "distilbert", "roberta")
+
+
+def _tokenizer(folder: Path):
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tok.train_from_iterator(builtin_texts("calibration").texts, trainers.WordPieceTrainer(vocab_size=400,
+                                                                                          special_tokens=special))
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))])
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
+                                   sep_token="[SEP]", mask_token="[MASK]", model_max_length=128)
+    fast.save_pretrained(folder)
+    return fast
+
+
+def make_tiny_model(folder: Path, family: str = "bert", task: str = "feature-extraction", seed: int = 0) -> Path:
+    import torch
+    from transformers import (AutoModel, AutoModelForSequenceClassification, BertConfig, DistilBertConfig,
+                              RobertaConfig)
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tokenizer = _tokenizer(folder)
+    vocab = len(tokenizer)
+    if family == "bert":
+        config = BertConfig(vocab_size=vocab, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                            intermediate_size=64, max_position_embeddings=160, pad_token_id=0)
+    elif family == "distilbert":
+        config = DistilBertConfig(vocab_size=vocab, dim=32, n_layers=2, n_heads=2, hidden_dim=64,
+                                  max_position_embeddings=160, pad_token_id=0)
+    else:
+        config = RobertaConfig(vocab_size=vocab, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                               intermediate_size=64, max_position_embeddings=160, pad_token_id=0)
+    torch.manual_seed(seed)
+    if task == "text-classification":
+        config.num_labels = 2
+        config.id2label = {0: "negative", 1: "positive"}
+        config.label2id = {"negative": 0, "positive": 1}
+        model = AutoModelForSequenceClassification.from_config(config)
+    else:
+        model = AutoModel.from_config(config)
+    model.eval().save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory):
+    """tiny_models(family, task) -> a model folder, built once per session."""
+    cache: dict = {}
+
+    def get(family: str = "bert", task: str = "feature-extraction") -> Path:
+        if (family, task) not in cache:
+            cache[family, task] = make_tiny_model(tmp_path_factory.mktemp(f"{family}-{task}"), family, task)
+        return cache[family, task]
+
+    return get
+
+
+@pytest.fixture()
+def run_cli(capsys):
+    """Run the CLI in-process: returns (exit code, stdout, stderr)."""
+    from edgeport.cli import main
+
+    def run(*args: str) -> tuple[int, str, str]:
+        code = main([str(a) for a in args])
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run
+
+
+@pytest.fixture()
+def sst_like(tmp_path) -> Path:
+    """A small labelled TSV in SST-2's format (sentence<TAB>label), written here."""
+    texts = builtin_texts("heldout").texts[:24]
+    path = tmp_path / "dev.tsv"
+    path.write_text("sentence\tlabel\n" + "".join(f"{t}\t{i % 2}\n" for i, t in enumerate(texts)))
+    return path
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(Path(path).read_text())

@@ -1,0 +1,57 @@
+"""The fallback loop: full quantization first, then sensitivity-ranked fallback."""
+
+from __future__ import annotations
+
+from edgeport.calibration.budget import Budget, fallback, units_of
+from edgeport.exporter.families import BERT
+
+LAYERS = [f"encoder.layer.{b}.{m}" for b in range(2) for m in
+          ("attention.self.query", "attention.output.dense", "intermediate.dense", "output.dense")]
+# each layer's (made-up but consistent) cost in cosine when quantized
+COST = {layer: (0.004 if layer.endswith(".output.dense") and "attention" not in layer else 0.0005) for layer in LAYERS}
+
+
+def fake_build(calls):
+    def try_build(keep_fp):
+        calls.append(keep_fp)
+        loss = sum(cost for layer, cost in COST.items() if layer not in keep_fp)
+        return {"fidelity": {"mean_cosine": 1 - loss, "top1_agreement": None}, "accuracy": None}
+    return try_build
+
+
+def test_units_by_role_and_by_layer():
+    roles = units_of(LAYERS, BERT, "role")
+    assert set(roles) == {"attn_qkv", "attn_out", "ffn_up", "ffn_down"}
+    assert roles["ffn_down"] == ("encoder.layer.0.output.dense", "encoder.layer.1.output.dense")
+    assert len(units_of(LAYERS, BERT, "layer")) == len(LAYERS)
+
+
+def test_no_fallback_when_budget_met():
+    calls = []
+    result = fallback(Budget(min_fidelity=0.98), units_of(LAYERS, BERT, "role"), LAYERS, fake_build(calls))
+    assert result.met and result.chosen.keep_fp == () and calls == [()]
+
+
+def test_budget_forces_fallback_of_most_sensitive_first():
+    calls = []
+    result = fallback(Budget(min_fidelity=0.995), units_of(LAYERS, BERT, "role"), LAYERS, fake_build(calls))
+    assert result.met
+    assert result.sensitivity[0]["unit"] == "ffn_down"  # ranked worst first
+    assert set(result.chosen.keep_fp) == {"encoder.layer.0.output.dense", "encoder.layer.1.output.dense"}
+    assert result.chosen.check["fidelity"]["mean_cosine"] >= 0.995
+
+
+def test_nothing_meets_budget_keeps_closest_and_says_so():
+    calls = []
+    result = fallback(Budget(min_fidelity=1.0001), units_of(LAYERS, BERT, "role"), LAYERS, fake_build(calls))
+    assert not result.met
+    best = max(t.check["fidelity"]["mean_cosine"] for t in result.trials)
+    assert result.chosen.check["fidelity"]["mean_cosine"] == best
+
+
+def test_accuracy_budget():
+    budget = Budget(min_fidelity=None, max_drop=0.3)
+    ok = {"fidelity": {"mean_cosine": 0.9}, "accuracy": {"drop_points": 0.2}}
+    bad = {"fidelity": {"mean_cosine": 0.9}, "accuracy": {"drop_points": 0.5}}
+    assert budget.meets(ok) and not budget.meets(bad)
+    assert "accuracy drop 0.50 points > 0.3" in budget.shortfalls(bad)[0]

@@ -1,0 +1,154 @@
+"""The CLI end to end on tiny models: the results contract, caching, and every user error
+(one clear line, a documented exit code, no traceback, nothing half-written)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from edgeport.results import Results
+
+FAST = ("--runs", "5", "--calib-size", "30")
+
+
+def _no_partial(out_dir):
+    assert not out_dir.exists(), f"partial output left: {list(out_dir.rglob('*'))}"
+
+
+def test_export_json_contract(tiny_models, tmp_path, run_cli):
+    out = tmp_path / "run"
+    code, stdout, stderr = run_cli("--json", "export", tiny_models("bert"), "--target", "onnx-fp32,onnx-int8",
+                                   "--out", out, "--min-fidelity", "0", *FAST)
+    assert code == 0, stderr
+    doc = json.loads(stdout)  # stdout holds the document alone
+    Results.model_validate(doc)
+    assert doc["schema_version"] == 1 and doc["model"]["family"] == "bert"
+    for name in ("onnx-fp32", "onnx-int8"):
+        entry = doc["targets"][name]
+        assert set(entry["latency_ms"]) >= {"p50", "p90", "p99", "mean"}
+        assert entry["size_mb"] > 0 and entry["peak_rss_mb"] > 0
+        assert 0 < entry["fidelity"]["mean_cosine"] <= 1.0000001
+        assert (out / "targets" / name / "manifest.json").is_file()
+    assert doc["targets"]["onnx-fp32"]["fidelity"]["mean_cosine"] > 0.99999
+    assert doc["baseline"]["runtime"]["name"] == "torch"
+    on_disk = json.loads((out / "results.json").read_text())
+    assert on_disk["targets"].keys() == doc["targets"].keys()
+    assert "| onnx-int8 |" in (out / "report.md").read_text()
+    assert (out / "report.html").read_text().startswith("<!doctype html>")
+
+
+def test_second_export_reuses_cached_stages(tiny_models, tmp_path, run_cli):
+    args = ("export", tiny_models("distilbert"), "--target", "onnx-fp32", "--out", tmp_path / "r", "--no-profile")
+    assert run_cli(*args)[0] == 0
+    code, stdout, stderr = run_cli(*args)
+    assert code == 0
+    assert "(cached)" in stderr and stderr.count("(cached)") >= 3  # model, onnx, target
+
+
+def test_classifier_eval_accuracy(tiny_models, tmp_path, run_cli, sst_like):
+    code, stdout, stderr = run_cli("--json", "export", tiny_models("roberta", "text-classification"),
+                                   "--target", "onnx-int8", "--out", tmp_path / "r", "--eval", sst_like,
+                                   "--max-drop", "100", "--min-fidelity", "0", "--no-profile")
+    assert code == 0, stderr
+    acc = json.loads(stdout)["targets"]["onnx-int8"]["accuracy"]
+    assert acc["samples"] == 24 and 0 <= acc["fp32"] <= 1
+    assert acc["drop_points"] == pytest.approx((acc["fp32"] - acc["artifact"]) * 100)
+
+
+def test_budget_not_met_exits_nonzero_and_keeps_closest(tiny_models, tmp_path, run_cli):
+    out = tmp_path / "r"
+    code, stdout, stderr = run_cli("export", tiny_models("bert"), "--target", "onnx-int8", "--out", out,
+                                   "--min-fidelity", "1.0", "--calib-size", "20", "--no-profile")
+    assert code == 5
+    assert "budget not met" in stderr
+    manifest = json.loads((out / "targets" / "onnx-int8" / "manifest.json").read_text())
+    assert manifest["fallback"]["met"] is False and manifest["fallback"]["sensitivity"]
+    assert json.loads((out / "results.json").read_text())["warnings"]
+
+
+def test_build_from_onnx(tiny_models, tmp_path, run_cli):
+    first = tmp_path / "first"
+    assert run_cli("export", tiny_models("bert"), "--target", "onnx-fp32", "--out", first, "--no-profile")[0] == 0
+    code, stdout, stderr = run_cli("--json", "build", first / "onnx" / "model.onnx", "--tokenizer", first / "model",
+                                   "--target", "onnx-int8", "--out", tmp_path / "second", "--min-fidelity", "0",
+                                   "--no-profile")
+    assert code == 0, stderr
+    doc = json.loads(stdout)
+    assert doc["model"]["family"] == "bert" and doc["targets"]["onnx-int8"]["fidelity"]["samples"] > 50
+
+
+@pytest.mark.parametrize("case,code,needle", [
+    ("missing-model", 3, "does not exist"),
+    ("not-a-model", 3, "no config.json"),
+    ("unknown-target", 2, "unknown target 'gpu-int2'"),
+    ("planned-target", 4, "not yet available"),
+    ("empty-calib", 3, "is empty"),
+    ("malformed-calib", 3, "line 1 is not valid JSON"),
+    ("eval-no-columns", 3, "has no label column 'stars'"),
+    ("corrupt-onnx", 3, "cannot be read as ONNX"),
+    ("eval-on-embeddings", 2, "accuracy of classifiers"),
+    ("bad-option", 2, "is not TARGET.KEY=VALUE"),
+])
+def test_user_errors(tiny_models, tmp_path, run_cli, sst_like, case, code, needle):
+    out = tmp_path / "out"
+    model = str(tiny_models("bert"))
+    base = ["export", model, "--target", "onnx-fp32", "--out", out, "--no-profile"]
+    if case == "missing-model":
+        args = ["export", tmp_path / "nope", "--out", out]
+    elif case == "not-a-model":
+        (tmp_path / "plain").mkdir()
+        args = ["export", tmp_path / "plain", "--out", out]
+    elif case == "unknown-target":
+        args = ["export", model, "--target", "onnx-int8,gpu-int2", "--out", out]
+    elif case == "planned-target":
+        args = ["export", model, "--target", "tensorrt-int8", "--out", out]
+    elif case == "empty-calib":
+        (tmp_path / "c.txt").write_text("")
+        args = base + ["--calib", tmp_path / "c.txt"]
+    elif case == "malformed-calib":
+        (tmp_path / "c.jsonl").write_text("{oops\n")
+        args = base + ["--calib", tmp_path / "c.jsonl"]
+    elif case == "eval-no-columns":
+        args = ["export", tiny_models("bert", "text-classification"), "--target", "onnx-fp32", "--out", out,
+                "--eval", sst_like, "--label-column", "stars"]
+    elif case == "corrupt-onnx":
+        (tmp_path / "bad.onnx").write_bytes(b"\x08\x07garbage" * 10)
+        args = ["build", tmp_path / "bad.onnx", "--tokenizer", model, "--target", "onnx-fp32", "--out", out]
+    elif case == "eval-on-embeddings":
+        args = base + ["--eval", sst_like]
+    else:
+        args = base + ["--option", "novalue"]
+    got, stdout, stderr = run_cli(*args)
+    assert got == code, stderr
+    assert needle in stderr
+    assert stderr.startswith("error: ") and "Traceback" not in stderr
+    assert stdout == ""
+    if case not in ("eval-on-embeddings",):
+        _no_partial(out)
+    else:  # the model and ONNX stages completed whole; no target folder was started
+        assert not (out / "targets").exists()
+
+
+def test_missing_sdk_is_exit_4(tiny_models, tmp_path, run_cli, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "nncf" else real(name, *a))
+    code, stdout, stderr = run_cli("export", tiny_models("bert"), "--target", "openvino-int8", "--out", tmp_path / "o")
+    assert code == 4 and "'nncf' is not installed" in stderr and "pip install 'edgeport[openvino]'" in stderr
+    _no_partial(tmp_path / "o")
+
+
+def test_targets_command_json(run_cli):
+    code, stdout, _ = run_cli("--json", "targets")
+    doc = json.loads(stdout)
+    assert code == 0 and doc["targets"]["onnx-int8"]["available"] is True
+    assert doc["targets"]["tflite-int8"]["available"] is False and doc["targets"]["tflite-int8"]["reason"]
+
+
+def test_help_lists_commands_and_exit_codes(run_cli):
+    code, stdout, _ = run_cli("--help")
+    assert code == 0
+    for word in ("export", "build", "profile", "report", "targets", "Exit codes"):
+        assert word in stdout

@@ -1,0 +1,95 @@
+"""Each x86 target builds a real artifact from a tiny model and runs in its real runtime."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgeport.calibration.data import builtin_texts
+from edgeport.exporter.load import model_from_path
+from edgeport.exporter.onnx_export import export_onnx
+from edgeport.exporter.torch_runner import TorchRunner
+from edgeport.exporter.wrappers import OUTPUT_NAME
+from edgeport.errors import TargetUnavailableError, UnknownTargetError
+from edgeport.stages.build import _write_manifest
+from edgeport.targets import registry
+from edgeport.targets.base import BuildContext, CalibrationSet
+from edgeport.calibration.feeds import feeds_from_texts
+from edgeport.verify import cosine_rows
+
+
+@pytest.fixture(scope="module")
+def tiny_ctx(tiny_models, tmp_path_factory):
+    folder = tiny_models("bert")
+    loaded = model_from_path(folder)
+    onnx_path = tmp_path_factory.mktemp("onnx") / "model.onnx"
+    export_onnx(loaded, onnx_path)
+    calib = CalibrationSet("builtin:calibration", builtin_texts("calibration").texts[:40], loaded.tokenizer,
+                           loaded.family.inputs)
+    return loaded, BuildContext(onnx_path, folder, loaded.family.inputs, OUTPUT_NAME[loaded.task], calib)
+
+
+def _outputs_match(loaded, runner, threshold):
+    feeds = feeds_from_texts(loaded.tokenizer, builtin_texts("heldout").texts[:16], loaded.family.inputs)
+    cos = cosine_rows(runner.infer(feeds), TorchRunner(loaded).infer(feeds))
+    assert cos.mean() > threshold, cos.mean()
+
+
+@pytest.mark.parametrize("name,options,threshold", [
+    ("onnx-fp32", {}, 0.99999),
+    ("onnx-int8", {}, 0.9),
+    ("onnx-int8", {"mode": "static", "method": "minmax"}, 0.8),
+    ("onnx-int8", {"mode": "static", "method": "percentile"}, 0.8),
+    ("onnx-int8", {"mode": "static", "method": "entropy"}, 0.8),
+    ("openvino-fp16", {}, 0.999),
+    ("openvino-int8", {}, 0.9),
+    ("openvino-int8", {"source": "onnx"}, 0.9),
+])
+def test_target_builds_and_runs(tiny_ctx, tmp_path, name, options, threshold):
+    loaded, ctx = tiny_ctx
+    target = registry.get(name)
+    assert target.check().available
+    ctx = BuildContext(ctx.onnx_path, ctx.model_dir, ctx.input_names, ctx.output_name, ctx.calibration, options)
+    facts = target.build(ctx, tmp_path)
+    for file in facts["files"]:
+        assert (tmp_path / file).stat().st_size > 0
+    _outputs_match(loaded, target.runner(tmp_path), threshold)
+    if options.get("mode") == "static":
+        import onnx
+        ops = {n.op_type for n in onnx.load(str(tmp_path / "model.onnx")).graph.node}
+        assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+
+
+def test_keep_fp_layers_stay_unquantized(tiny_ctx, tmp_path):
+    import onnx
+
+    _, ctx = tiny_ctx
+    keep = ("encoder.layer.0.output.dense", "encoder.layer.1.output.dense")
+    ctx = BuildContext(ctx.onnx_path, ctx.model_dir, ctx.input_names, ctx.output_name, ctx.calibration, {}, keep)
+    facts = registry.get("onnx-int8").build(ctx, tmp_path)
+    assert facts["precision"]["fp32_layers"] == list(keep)
+    graph = onnx.load(str(tmp_path / "model.onnx")).graph
+    plain = {n.name for n in graph.node if n.op_type == "MatMul"}
+    assert "/m/encoder/layer.0/output/dense/MatMul" in plain
+    assert "/m/encoder/layer.0/intermediate/dense/MatMul" not in plain  # quantized (MatMulInteger)
+
+
+def test_manifest_names_what_rebuilds_it(tiny_ctx, tmp_path):
+    _, ctx = tiny_ctx
+    target = registry.get("onnx-fp32")
+    facts = target.build(ctx, tmp_path)
+    _write_manifest(tmp_path, target, ctx, facts, {"task": "feature-extraction"})
+    import json
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["format"] == "onnx" and manifest["inputs"] == list(ctx.input_names)
+    assert set(manifest["hashes"]) == {"model.onnx"} and "onnxruntime" in manifest["tool_versions"]
+    assert manifest["built_at"] and manifest["source_onnx_sha256"]
+
+
+def test_registry_errors():
+    with pytest.raises(UnknownTargetError, match="unknown target 'tpu-int3'"):
+        registry.parse_list("onnx-int8,tpu-int3")
+    with pytest.raises(TargetUnavailableError, match="not yet available"):
+        registry.get("tensorrt-int8")
+    names = {info.name for info in registry.describe_all()}
+    assert {"tensorrt-int8", "tflite-int8", "amd-fp16", "openvino-int8"} <= names
