@@ -98,3 +98,15 @@ def sst_like(tmp_path) -> Path:
 
 def read_json(path: Path) -> dict:
     return json.loads(Path(path).read_text())
+
+
+@pytest.fixture(scope="session")
+def sshd(tmp_path_factory):
+    """A real OpenSSH server on 127.0.0.1 with throwaway host and user keys."""
+    from tests.sshd_helpers import SSHD, start_sshd
+
+    if not Path(SSHD).exists():
+        pytest.skip("sshd is not installed (make test installs openssh-server as root)")
+    server = start_sshd(tmp_path_factory.mktemp("sshd"))
+    yield server
+    server.stop()

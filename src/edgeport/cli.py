@@ -226,24 +226,85 @@ def report(state: State, run_dir: Path) -> None:
     state.emit(document, _summary(document))
 
 
+def _connection_options(func):
+    options = [
+        click.option("--host", help="user@host[:port] of a catalog device reached over SSH (or an adb serial)."),
+        click.option("--identity", type=click.Path(path_type=Path), help="SSH private key file [agent/default keys]."),
+        click.option("--known-hosts", type=click.Path(path_type=Path),
+                     help="known_hosts file to verify (and, with --trust-new-host-key, record) host keys."),
+        click.option("--trust-new-host-key", is_flag=True,
+                     help="Accept an UNKNOWN host key (a changed key is always refused)."),
+        click.option("--remote-python", help="Python on the device that has the runtime [catalog's, else python3]."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _connection(flags: dict) -> dict:
+    return {"host": flags.pop("host"), "identity": str(flags.pop("identity") or "") or None,
+            "known_hosts": str(flags.pop("known_hosts") or "") or None,
+            "trust_new_host_key": flags.pop("trust_new_host_key"), "python": flags.pop("remote_python")}
+
+
 @cli.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option("--target", "-t", "targets", default=None, help="Targets to profile (default: all built).")
 @click.option("--device", default=None, help="Where: this machine (default), ssh://user@host[:port], adb://SERIAL, "
-              "or a catalog name.")
+              "or a catalog name (see `edgeport devices list`).")
+@_connection_options
+@click.option("--benchmark-binary", type=click.Path(path_type=Path), help="TFLite benchmark_model for Android.")
 @click.option("--batch", type=int, default=1, show_default=True)
 @click.option("--sequence", type=int, default=128, show_default=True)
 @click.option("--runs", type=int, default=100, show_default=True)
 @click.option("--warmup", type=int, default=10, show_default=True)
 @click.option("--threads", type=int, default=None, help="Threads [all cores].")
 @click.pass_obj
-def profile(state: State, run_dir: Path, targets: str | None, device: str | None, **spec) -> None:
-    """Profile built artifacts of RUN_DIR (latency, memory) and merge into results.json."""
+def profile(state: State, run_dir: Path, targets: str | None, device: str | None, **flags) -> None:
+    """Profile built artifacts of RUN_DIR here or on a device; merge into results.json.
+
+    \b
+    edgeport profile runs/minilm --target onnx-int8 --device ssh://pi@10.0.0.7
+    edgeport profile runs/minilm --device jetson-orin-nano --host nvidia@10.0.0.8
+    edgeport profile runs/minilm --target tflite-int8 --device adb://SERIAL --benchmark-binary ./benchmark_model
+    """
     from edgeport.stages.single import profile_run
 
+    connection = _connection(flags)
     with state.work():
-        document = profile_run(run_dir, targets, device, spec, state.ui)
+        document = profile_run(run_dir, targets, device, flags, state.ui, connection)
     state.emit(document, _summary(document))
+
+
+@cli.group()
+def devices() -> None:
+    """The device catalog, and checks of real devices."""
+
+
+@devices.command("list")
+@click.pass_obj
+def devices_list(state: State) -> None:
+    """List catalog devices and how each is reached."""
+    from edgeport.devices.catalog import load_catalog
+
+    catalog = load_catalog()
+    document = {"devices": {name: entry.model_dump() for name, entry in catalog.items()}}
+    lines = [f"{e.name:<18} {e.transport:<6} {e.arch:<8} {', '.join(e.targets)}" for e in catalog.values()]
+    state.emit(document, "\n".join(lines))
+
+
+@devices.command("check")
+@click.argument("device")
+@_connection_options
+@click.pass_obj
+def devices_check(state: State, device: str, **flags) -> None:
+    """Reach DEVICE and report OS, arch, CPU, memory, runtimes and native tools."""
+    from edgeport.devices.remote_profile import probe
+
+    with state.work():
+        info = probe(device, _connection(flags))
+    lines = [f"{k}: {v}" for k, v in info.items()]
+    state.emit(info, "\n".join(lines))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,10 +26,13 @@ class _Open(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
-class Latency(BaseModel):
+class Latency(_Open):
+    """Milliseconds. p90/p99 are None where a native tool does not report them
+    (TFLite's benchmark_model prints median/p5/p95 at most)."""
+
     p50: float
-    p90: float
-    p99: float
+    p90: float | None = None
+    p99: float | None = None
     mean: float
     std: float = 0.0
     min: float | None = None

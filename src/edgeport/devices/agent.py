@@ -165,7 +165,27 @@ def _percentile(values, q):
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
-def profile(folder, batch, sequence, runs, warmup, threads):
+class Abandoned(Exception):
+    """Whoever started the agent is gone (a dropped SSH session), or time ran out."""
+
+
+class Watchdog:
+    """Stops a run when the agent's parent changes (the session that started it died, e.g.
+    a dropped SSH connection) or when the time budget is spent, so that no agent is left
+    running on a device."""
+
+    def __init__(self, max_seconds):
+        self.parent = os.getppid()
+        self.deadline = time.monotonic() + max_seconds
+
+    def check(self):
+        if os.getppid() != self.parent:
+            raise Abandoned("the session that started the agent is gone")
+        if time.monotonic() > self.deadline:
+            raise Abandoned("the agent's time budget ran out")
+
+
+def profile(folder, batch, sequence, runs, warmup, threads, max_seconds=3600):
     with open(os.path.join(folder, "manifest.json")) as fh:
         manifest = json.load(fh)
     fmt = manifest.get("format")
@@ -183,13 +203,21 @@ def profile(folder, batch, sequence, runs, warmup, threads):
     feeds = _inputs(manifest, batch, sequence)
     run(feeds)  # the first run is part of loading (graph compilation, allocations)
     load_ms = (time.perf_counter() - started) * 1000
-    for _ in range(warmup):
-        run(feeds)
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        run(feeds)
-        times.append((time.perf_counter() - t0) * 1000)
+    watchdog = Watchdog(max_seconds)
+    try:
+        for i in range(warmup):
+            run(feeds)
+            if i % 16 == 0:
+                watchdog.check()
+        times = []
+        for i in range(runs):
+            t0 = time.perf_counter()
+            run(feeds)
+            times.append((time.perf_counter() - t0) * 1000)
+            if i % 16 == 0:  # a getppid() every 16 runs costs nothing measurable
+                watchdog.check()
+    except Abandoned as exc:
+        return {"error": str(exc)}
     mean = statistics.fmean(times)
     return {
         "schema": AGENT_SCHEMA,
@@ -214,11 +242,13 @@ def main(argv=None):
     parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--max-seconds", type=float, default=3600, help="stop (with an error) after this long")
     args = parser.parse_args(argv)
     if args.probe:
         result = probe()
     elif args.artifact:
-        result = profile(args.artifact, args.batch, args.sequence, args.runs, args.warmup, args.threads)
+        result = profile(args.artifact, args.batch, args.sequence, args.runs, args.warmup, args.threads,
+                         args.max_seconds)
     else:
         parser.error("give --artifact DIR or --probe")
     sys.stdout.write(json.dumps(result) + "\n")

@@ -32,7 +32,8 @@ def rewrite_report(run_dir: Path) -> dict:
     return document
 
 
-def profile_run(run_dir: Path, targets: str | None, device: str | None, spec: dict, ui: UI) -> dict:
+def profile_run(run_dir: Path, targets: str | None, device: str | None, spec: dict, ui: UI,
+                connection: dict | None = None) -> dict:
     from edgeport.devices.profiling import profile_on
 
     run, document = load_results(run_dir)
@@ -43,7 +44,7 @@ def profile_run(run_dir: Path, targets: str | None, device: str | None, spec: di
                              hint=f"built: {', '.join(document['targets']) or 'none'}")
     for name in names:
         with ui.step(f"profiling {name} on {device or 'this machine'}"):
-            profile = profile_on(run.target_dir(name), device, spec)
+            profile = profile_on(run.target_dir(name), device, spec, connection)
         entry = document["targets"][name]
         entry["profiles"][profile["device"]] = profile
         if profile["device"] == "local":

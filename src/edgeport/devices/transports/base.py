@@ -1,0 +1,66 @@
+"""The Transport contract: push, pull, exec(argv, timeout) and a scratch folder.
+
+Remote commands are argv lists. A transport that must go through a shell (SSH, adb) quotes
+every argument itself (``shlex.join``); no command string is ever built from user text.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import uuid
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgeport.devices.catalog import DeviceRef
+
+
+@dataclass(frozen=True)
+class Completed:
+    code: int
+    stdout: str
+    stderr: str
+
+
+class Transport(ABC):
+    def __init__(self, device: DeviceRef):
+        self.device = device
+
+    def __enter__(self) -> "Transport":
+        self.connect()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def connect(self) -> None:
+        """Open the connection (raises DeviceError with a clear message)."""
+
+    def close(self) -> None:
+        """Close the connection; never raises."""
+
+    @abstractmethod
+    def push(self, local: Path, remote: str) -> None: ...
+
+    @abstractmethod
+    def pull(self, remote: str, local: Path) -> None: ...
+
+    @abstractmethod
+    def exec(self, argv: list[str], timeout: float) -> Completed: ...
+
+    def make_workdir(self) -> str:
+        path = posixpath.join(self.device.entry.workdir, f"edgeport-{uuid.uuid4().hex[:12]}")
+        self.check(["mkdir", "-p", path], timeout=30)
+        return path
+
+    def remove(self, path: str) -> None:
+        self.check(["rm", "-rf", "--", path], timeout=60)
+
+    def check(self, argv: list[str], timeout: float) -> Completed:
+        from edgeport.errors import DeviceError
+
+        done = self.exec(argv, timeout)
+        if done.code != 0:
+            tail = (done.stderr.strip() or done.stdout.strip() or f"exit code {done.code}").splitlines()[-1]
+            raise DeviceError(f"'{argv[0]}' failed on {self.device.label}: {tail}")
+        return done
