@@ -73,6 +73,8 @@ def _export_options(func):
         click.option("--runs", type=int, help="Timed runs [100]."),
         click.option("--threads", type=int, help="Threads [all cores]."),
         click.option("--no-profile", is_flag=True, help="Skip latency and memory profiling."),
+        click.option("--device", help="Also profile on this device: ssh://user@host[:port] or adb://SERIAL "
+                     "(keys from ssh-agent/~/.ssh, host keys from ~/.ssh/known_hosts)."),
         click.option("--option", "target_options", multiple=True, metavar="TARGET.KEY=VALUE",
                      help="A target option, e.g. onnx-int8.mode=static."),
     ]
@@ -99,7 +101,7 @@ def _recipe_from_flags(model: str, flags: dict):
     if budget.get("min_fidelity") == 0:
         budget["min_fidelity"] = None
     data["budget"] = budget
-    profile = {k: flags[k] for k in ("batch", "sequence", "runs", "threads") if flags[k] is not None}
+    profile = {k: flags[k] for k in ("batch", "sequence", "runs", "threads", "device") if flags[k] is not None}
     profile["enabled"] = not flags["no_profile"]
     data["profile"] = profile
     data["target_options"] = _target_options(flags["target_options"])
