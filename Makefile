@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -c constraints.txt torch==2.13.0
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[openvino,devices,test]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[openvino,tflite,devices,test]'
 	touch $@
 
 demo: setup
@@ -28,7 +28,7 @@ system-deps:
 	@bash scripts/system-deps.sh
 
 test: setup system-deps
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	EDGEPORT_TEST_ARTIFACTS=test-artifacts $(BIN)/python -m pytest -q -p no:cacheprovider
 
 bench: setup
 	$(BIN)/python bench/x86_targets.py

@@ -144,7 +144,7 @@ def test_targets_command_json(run_cli):
     code, stdout, _ = run_cli("--json", "targets")
     doc = json.loads(stdout)
     assert code == 0 and doc["targets"]["onnx-int8"]["available"] is True
-    assert doc["targets"]["tflite-int8"]["available"] is False and doc["targets"]["tflite-int8"]["reason"]
+    assert doc["targets"]["tensorrt-int8"]["available"] is False and doc["targets"]["tensorrt-int8"]["reason"]
 
 
 def test_help_lists_commands_and_exit_codes(run_cli):

@@ -93,3 +93,4 @@ def test_registry_errors():
         registry.get("tensorrt-int8")
     names = {info.name for info in registry.describe_all()}
     assert {"tensorrt-int8", "tflite-int8", "amd-fp16", "openvino-int8"} <= names
+    assert registry.get("tflite-int8").check().available

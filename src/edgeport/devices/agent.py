@@ -133,7 +133,9 @@ def _load_tflite(folder, manifest, threads):
     except ImportError:
         from tflite_runtime.interpreter import Interpreter
         name = "tflite_runtime"
-    interpreter = Interpreter(model_path=os.path.join(folder, manifest["files"][0]), num_threads=threads or None)
+    # LiteRT's default is one thread; ONNX Runtime and OpenVINO default to all cores: match them
+    interpreter = Interpreter(model_path=os.path.join(folder, manifest["files"][0]),
+                              num_threads=threads or os.cpu_count())
     runner = interpreter.get_signature_runner()
     import numpy as np
     dtypes = {k: v["dtype"] for k, v in runner.get_input_details().items()}

@@ -87,7 +87,21 @@ def _run(run: RunDir, source: Source, recipe: Recipe, inputs: Inputs, ui: UI) ->
     build_all(run, source, recipe, inputs, reference, results, ui)
     if recipe.profile.enabled:
         profile_all(run, source, recipe, results, ui)
+    _keep_earlier_targets(run, results)
     return save_results(run, results)
+
+
+def _keep_earlier_targets(run: RunDir, results: dict) -> None:
+    """Targets built into this run folder by an earlier command stay in its results, as long
+    as they were built from the same model and their folders are still there."""
+    if not run.results_path.is_file():
+        return
+    earlier = read_json(run.results_path)
+    if earlier.get("model", {}).get("sha256") != results["model"]["sha256"]:
+        return
+    for name, entry in earlier.get("targets", {}).items():
+        if name not in results["targets"] and name in run.built_targets():
+            results["targets"][name] = entry
 
 
 def build_all(run: RunDir, source: Source, recipe: Recipe, inputs: Inputs, reference, results: dict, ui: UI) -> None:

@@ -15,15 +15,15 @@ BUILTIN: dict[str, str] = {
     "onnx-int8": "edgeport.targets.onnxruntime_cpu:OnnxInt8",
     "openvino-fp16": "edgeport.targets.openvino_ir:OpenVinoFp16",
     "openvino-int8": "edgeport.targets.openvino_ir:OpenVinoInt8",
+    "tflite-fp32": "edgeport.targets.litert:TfliteFp32",
+    "tflite-fp16": "edgeport.targets.litert:TfliteFp16",
+    "tflite-int8": "edgeport.targets.litert:TfliteInt8",
+    "tflite-int8-full": "edgeport.targets.litert:TfliteInt8Full",
 }
 
 PLANNED: dict[str, tuple[str, str]] = {
     "tensorrt-int8": ("TensorRT", "not yet available: explicit-quantization QDQ ONNX + on-device trtexec build is planned"),
     "tensorrt-fp16": ("TensorRT", "not yet available: on-device trtexec build is planned"),
-    "tflite-fp32": ("LiteRT", "not yet available: litert-torch conversion is planned"),
-    "tflite-fp16": ("LiteRT", "not yet available: litert-torch conversion is planned"),
-    "tflite-int8": ("LiteRT", "not yet available: ai-edge-quantizer dynamic INT8 is planned"),
-    "tflite-int8-full": ("LiteRT", "not yet available: full-integer with a representative dataset is planned"),
     "amd-fp16": ("ONNX Runtime (MIGraphX/ROCm)", "not yet available: FP16 ONNX for AMD GPUs is planned"),
 }
 
