@@ -55,3 +55,10 @@ def test_accuracy_budget():
     bad = {"fidelity": {"mean_cosine": 0.9}, "accuracy": {"drop_points": 0.5}}
     assert budget.meets(ok) and not budget.meets(bad)
     assert "accuracy drop 0.50 points > 0.3" in budget.shortfalls(bad)[0]
+
+
+def test_min_fidelity_bounds_label_agreement_on_eval_data():
+    budget = Budget(min_fidelity=0.998)
+    check = {"fidelity": {"mean_cosine": 0.9999, "top1_agreement": 1.0},
+             "accuracy": {"drop_points": 0.0, "label_agreement": 0.995}}
+    assert budget.shortfalls(check) == ["label agreement on eval data 0.9950 < 0.998"]

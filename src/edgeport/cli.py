@@ -228,6 +228,54 @@ def report(state: State, run_dir: Path) -> None:
     state.emit(document, _summary(document))
 
 
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--target", "-t", "targets", default="onnx-int8", show_default=True, help="Quantized targets.")
+@click.option("--sensitivity", is_flag=True, help="Rank layer units by the fidelity lost when "
+              "each alone is quantized (with the target's own runtime).")
+@click.option("--trt-cache", "trt_version", metavar="TRT_VERSION",
+              help="Write a TensorRT calibration cache for this TensorRT version (e.g. 10.3.0).")
+@click.option("--method", type=click.Choice(["minmax", "percentile", "entropy", "distribution"]),
+              default="entropy", show_default=True, help="Range method for --trt-cache.")
+@click.option("--granularity", type=click.Choice(["role", "layer"]), default="role", show_default=True)
+@click.option("--calib", type=click.Path(path_type=Path), help="Calibration texts [built-in set].")
+@click.option("--calib-size", type=int)
+@click.option("--text-column", "--text-field", "text_column")
+@click.option("--label-column")
+@click.option("--eval", "eval_path", type=click.Path(path_type=Path), help="Labelled eval data (classifiers).")
+@click.option("--option", "target_options", multiple=True, metavar="TARGET.KEY=VALUE")
+@click.pass_obj
+def calibrate(state: State, run_dir: Path, targets: str, sensitivity: bool, trt_version: str | None, method: str,
+              granularity: str, **flags) -> None:
+    """Sensitivity of each layer unit of RUN_DIR's model for a target; calibration files.
+
+    \b
+    edgeport calibrate runs/minilm --target onnx-int8 --sensitivity --granularity layer
+    edgeport calibrate runs/minilm --trt-cache 10.3.0 --method entropy
+    """
+    from edgeport.stages.calibrate import sensitivity as measure
+    from edgeport.stages.calibrate import trt_cache
+
+    if not sensitivity and not trt_version:
+        raise UsageError("say what to calibrate: --sensitivity and/or --trt-cache TRT_VERSION")
+
+    flags.update({"targets": targets, "min_fidelity": None, "max_drop": None, "granularity": None, "batch": None,
+                  "sequence": None, "runs": None, "threads": None, "device": None, "no_profile": True})
+    recipe = _recipe_from_flags(str(run_dir), flags)
+    document: dict = {"sensitivity": {}}
+    with state.work():
+        if trt_version:
+            document["trt_cache"] = str(trt_cache(run_dir, recipe, trt_version, method, state.ui))
+        if sensitivity:
+            document.update(measure(run_dir, recipe, granularity, state.ui))
+    lines = [f"TensorRT calibration cache: {document['trt_cache']}"] if trt_version else []
+    for name, rows in document["sensitivity"].items():
+        lines.append(f"{name}: fidelity loss when each unit alone is quantized (worst first)")
+        lines += [f"  {i + 1:>2}. {row['unit']:<44} loss {row['loss']:.6f}  mean cos {row['mean_cosine']:.5f}"
+                  for i, row in enumerate(rows)]
+    state.emit(document, "\n".join(lines))
+
+
 def _connection_options(func):
     options = [
         click.option("--host", help="user@host[:port] of a catalog device reached over SSH (or an adb serial)."),

@@ -21,7 +21,8 @@ Granularity = Literal["role", "layer"]
 @dataclass(frozen=True)
 class Budget:
     """``min_fidelity``: mean cosine (embeddings) or top-1 agreement (classifiers) on held-out
-    texts; ``max_drop``: accuracy points lost on the eval data. None disables a bound."""
+    texts, and label agreement with fp32 on the eval data when there is some; ``max_drop``:
+    accuracy points lost on the eval data. None disables a bound."""
 
     min_fidelity: float | None = 0.995
     max_drop: float | None = None
@@ -39,6 +40,8 @@ class Budget:
             if fid.get("top1_agreement") is not None and fid.get("mean_cosine", 1) < self.min_fidelity:
                 found.append(f"mean cosine {fid['mean_cosine']:.4f} < {self.min_fidelity}")
         acc = check.get("accuracy")
+        if self.min_fidelity is not None and acc is not None and acc["label_agreement"] < self.min_fidelity:
+            found.append(f"label agreement on eval data {acc['label_agreement']:.4f} < {self.min_fidelity}")
         if self.max_drop is not None and acc is not None and acc["drop_points"] > self.max_drop:
             found.append(f"accuracy drop {acc['drop_points']:.2f} points > {self.max_drop}")
         return found

@@ -78,7 +78,7 @@ def tradeoff(document: dict) -> str | None:
 def sensitivity(document: dict) -> dict[str, str]:
     charts = {}
     for name, entry in document["targets"].items():
-        rows = ((entry.get("fallback") or {}).get("sensitivity") or [])
+        rows = entry.get("sensitivity") or (entry.get("fallback") or {}).get("sensitivity") or []
         if not rows:
             continue
         rows = rows[:20][::-1]

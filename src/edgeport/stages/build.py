@@ -36,6 +36,24 @@ def build_key(target: Target, ctx: BuildContext, budget: Budget, granularity: st
     )
 
 
+class Trials:
+    """Builds of one target with given layers kept in fp32, each verified against the
+    reference, in a scratch folder; the fallback loop and sensitivity analysis use it."""
+
+    def __init__(self, target: Target, ctx: BuildContext, reference: Reference, base_manifest: dict, scratch: Path):
+        self.target, self.ctx, self.reference, self.base, self.scratch = target, ctx, reference, base_manifest, scratch
+        self.done: dict[tuple[str, ...], tuple[Path, dict]] = {}
+
+    def __call__(self, keep_fp: tuple[str, ...]) -> dict:
+        folder = self.scratch / f"trial-{len(self.done)}"
+        folder.mkdir()
+        facts = self.target.build(_with_keep(self.ctx, keep_fp), folder)
+        _write_manifest(folder, self.target, self.ctx, facts, self.base)
+        check = self.reference.check(self.target.runner(folder))
+        self.done[keep_fp] = (folder, check)
+        return check
+
+
 def build_target(target: Target, ctx: BuildContext, out: Path, reference: Reference, budget: Budget,
                  granularity: str, family: Family | None, base_manifest: dict, ui: UI) -> tuple[dict, bool]:
     """Build (or reuse) one verified artifact; return its manifest and whether it was cached."""
@@ -45,20 +63,10 @@ def build_target(target: Target, ctx: BuildContext, out: Path, reference: Refere
 
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix=f"edgeport-{target.name}-") as scratch:
-        trials: dict[tuple[str, ...], tuple[Path, dict, dict]] = {}
-
-        def try_build(keep_fp: tuple[str, ...]) -> dict:
-            folder = Path(scratch) / f"trial-{len(trials)}"
-            folder.mkdir()
-            facts = target.build(_with_keep(ctx, keep_fp), folder)
-            _write_manifest(folder, target, ctx, facts, base_manifest)
-            check = reference.check(target.runner(folder))
-            trials[keep_fp] = (folder, facts, check)
-            return check
-
+        trials = Trials(target, ctx, reference, base_manifest, Path(scratch))
         if target.quantized:
             layers = list(layers_from_onnx(ctx.onnx_path))
-            result = fallback(budget, units_of(layers, family, granularity), layers, try_build, ui.info)
+            result = fallback(budget, units_of(layers, family, granularity), layers, trials, ui.info)
             chosen = result.chosen.keep_fp
             fallback_facts = {
                 "budget": asdict(budget), "met": result.met, "fp32_layers": list(chosen),
@@ -68,8 +76,8 @@ def build_target(target: Target, ctx: BuildContext, out: Path, reference: Refere
             }
         else:
             chosen, fallback_facts = (), None
-            try_build(())
-        folder, facts, check = trials[chosen]
+            trials(())
+        folder, check = trials.done[chosen]
         with atomic_dir(out) as tmp:
             for item in folder.iterdir():
                 shutil.move(str(item), tmp / item.name)

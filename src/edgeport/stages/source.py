@@ -105,3 +105,19 @@ def source_from_onnx(run: RunDir, onnx_file: Path, tokenizer_dir: Path, ui: UI) 
     ui.info(f"onnx: {onnx_file} ({', '.join(inputs)} -> {output}); reference: the fp32 ONNX graph itself")
     return Source(str(onnx_file), run.onnx_path, None, inputs, output, task, family, tokenizer,
                   OrtRunner(run.onnx_path), info, config.get("id2label"))
+
+
+def source_from_run(run: RunDir) -> Source:
+    """The source of an existing run folder: its model copy and its ONNX graph, as they are."""
+    from edgeport.exporter.load import model_from_path
+    from edgeport.exporter.torch_runner import TorchRunner
+    from edgeport.exporter.wrappers import OUTPUT_NAME
+
+    if not (run.model_dir / "config.json").is_file() or not run.onnx_path.is_file():
+        raise InputError(f"'{run.root}' has no model/ and onnx/ stages",
+                         hint="create the run with `edgeport export MODEL --out RUN_DIR` first")
+    loaded = model_from_path(run.model_dir)
+    info = read_json(run.results_path)["model"] if run.results_path.is_file() else {"sha256": hash_path(run.model_dir)}
+    return Source(info.get("ref", str(run.root)), run.onnx_path, run.model_dir, loaded.family.inputs,
+                  OUTPUT_NAME[loaded.task], loaded.task, loaded.family, loaded.tokenizer, TorchRunner(loaded), info,
+                  getattr(loaded.model.config, "id2label", None))

@@ -102,14 +102,19 @@ def _convert(ctx: BuildContext, shape: tuple[int, int], dst: Path) -> None:
     litert_torch.convert(module, sample_kwargs=sample).export(str(dst))
 
 
-def _quantizer_with(src: Path, add_configs) -> object:
+def _quantize_with(src: Path, dst: Path, add_configs, samples: list | None = None) -> list:
+    """Quantize ``src`` into ``dst`` with the recipe that ``add_configs`` builds (calibrating
+    on ``samples`` for static recipes); return the recipe, which the manifest records."""
     from ai_edge_quantizer import quantizer, recipe_manager
 
     manager = recipe_manager.RecipeManager()
     add_configs(manager)
+    recipe = manager.get_quantization_recipe()
     qt = quantizer.Quantizer(str(src))
-    qt.load_quantization_recipe(manager.get_quantization_recipe())
-    return qt
+    qt.load_quantization_recipe(recipe)
+    calibration = qt.calibrate({SIGNATURE: samples}) if samples is not None else None
+    qt.quantize(calibration).export_model(str(dst), overwrite=True)
+    return recipe
 
 
 def _keep_float(manager, keep_fp: tuple[str, ...]) -> None:
@@ -137,9 +142,9 @@ class TfliteFp16(_LiteRtTarget):
             manager.add_weight_only_config(regex=".*", operation_name=qtyping.TFLOperationName.ALL_SUPPORTED,
                                            num_bits=16, algorithm_key=algorithm_manager.AlgorithmName.FLOAT_CASTING)
 
-        _quantizer_with(src, configs).quantize().export_model(str(dst), overwrite=True)
         return {"strategy": "litert-torch + ai-edge-quantizer fp16 weights (FLOAT_CASTING)",
-                "precision": {"weights": "fp16", "compute": "fp32"}}
+                "precision": {"weights": "fp16", "compute": "fp32"},
+                "quantizer_recipe": _quantize_with(src, dst, configs)}
 
 
 class TfliteInt8(_LiteRtTarget):
@@ -154,9 +159,9 @@ class TfliteInt8(_LiteRtTarget):
             manager.add_dynamic_config(regex=".*", operation_name=qtyping.TFLOperationName.ALL_SUPPORTED, num_bits=8)
             _keep_float(manager, ctx.keep_fp)
 
-        _quantizer_with(src, configs).quantize().export_model(str(dst), overwrite=True)
         return {"strategy": "litert-torch + ai-edge-quantizer dynamic int8 (per-channel weights)",
-                "precision": {"default": "int8 weights, dynamic int8 activations", "fp32_layers": list(ctx.keep_fp)}}
+                "precision": {"default": "int8 weights, dynamic int8 activations", "fp32_layers": list(ctx.keep_fp)},
+                "quantizer_recipe": _quantize_with(src, dst, configs)}
 
 
 class TfliteInt8Full(_LiteRtTarget):
@@ -172,12 +177,10 @@ class TfliteInt8Full(_LiteRtTarget):
                                       activation_num_bits=8, weight_num_bits=8)
             _keep_float(manager, ctx.keep_fp)
 
-        qt = _quantizer_with(src, configs)
         samples = [{k: v.astype(np.int32) for k, v in feeds.items()}
                    for feeds in ctx.calibration.feeds(batch_size=shape[0], fixed_length=shape[1])
                    if next(iter(feeds.values())).shape[0] == shape[0]]
-        calibration = qt.calibrate({SIGNATURE: samples})
-        qt.quantize(calibration).export_model(str(dst), overwrite=True)
-        return {"strategy": "litert-torch + ai-edge-quantizer static int8 (int8 weights and activations)",
+        return {"quantizer_recipe": _quantize_with(src, dst, configs, samples),
+                "strategy": "litert-torch + ai-edge-quantizer static int8 (int8 weights and activations)",
                 "precision": {"default": "int8 weights and activations", "fp32_layers": list(ctx.keep_fp)},
                 "calibration": ctx.calibration.summary()}

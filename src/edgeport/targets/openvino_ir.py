@@ -89,9 +89,12 @@ class OpenVinoInt8(_OpenVinoTarget):
         return missing_module("openvino", "openvino") or missing_module("nncf", "openvino") or Availability(True)
 
     def _build_impl(self, ctx: BuildContext, out: Path) -> dict:
+        import logging
+
         import nncf
         import openvino as ov
 
+        nncf.set_log_level(logging.ERROR)
         model, source = _ov_model(ctx)
         samples = list(ctx.calibration.feeds(batch_size=1))
         kept = _matmuls_of(model, ctx.keep_fp)
@@ -103,7 +106,8 @@ class OpenVinoInt8(_OpenVinoTarget):
         ov.save_model(quantized, str(out / MODEL_XML), compress_to_fp16=False)
         return {"files": FILES, "strategy": f"openvino-ir-from-{source}, nncf int8 (transformer preset)",
                 "precision": {"default": "int8", "fp32_layers": list(ctx.keep_fp)},
-                "calibration": ctx.calibration.summary()}
+                "calibration": ctx.calibration.summary(),
+                "nncf": {"model_type": "transformer", "subset_size": len(samples), "ignored_scope": kept}}
 
 
 def _matmuls_of(model, modules: tuple[str, ...]) -> list[str]:
