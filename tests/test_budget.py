@@ -41,6 +41,15 @@ def test_budget_forces_fallback_of_most_sensitive_first():
     assert result.chosen.check["fidelity"]["mean_cosine"] >= 0.995
 
 
+def test_refinement_requantizes_layers_of_the_last_unit_that_the_budget_allows():
+    calls = []
+    # loss of all: 2*0.004 + 6*0.0005 = 0.011; keeping one ffn_down layer gives 0.007
+    result = fallback(Budget(min_fidelity=0.9925), units_of(LAYERS, BERT, "role"), LAYERS, fake_build(calls))
+    assert result.met and len(result.chosen.keep_fp) == 1
+    assert result.chosen.keep_fp[0].endswith(".output.dense")
+    assert result.chosen.check["fidelity"]["mean_cosine"] >= 0.9925
+
+
 def test_nothing_meets_budget_keeps_closest_and_says_so():
     calls = []
     result = fallback(Budget(min_fidelity=1.0001), units_of(LAYERS, BERT, "role"), LAYERS, fake_build(calls))

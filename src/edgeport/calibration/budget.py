@@ -5,7 +5,8 @@ one role (Q/K/V, attention output, FFN up, FFN down, head) across all blocks. Se
 a unit = the fidelity lost when that unit alone is quantized, measured with the target's own
 runtime on held-out texts. The loop keeps the most sensitive units in higher precision, one
 at a time in ranked order, rebuilding and re-verifying, and stops at the first (so fastest)
-configuration that meets the budget.
+configuration that meets the budget. When a unit holds several layers, the layers of the
+last unit added are then quantized again one at a time where the budget still holds.
 """
 
 from __future__ import annotations
@@ -99,6 +100,23 @@ def rank_sensitivity(units: dict[str, tuple[str, ...]], all_layers: list[str],
     return sorted(rows, key=lambda row: row["loss"], reverse=True)
 
 
+def _refine(budget: Budget, met: Trial, last_unit: list[str], try_build, trials: list[Trial], progress) -> Trial:
+    """The last unit kept in higher precision may need only some of its layers: quantize
+    them again one at a time, keeping each re-quantization that still meets the budget."""
+    best = met
+    if len(last_unit) < 2:
+        return best
+    for layer in last_unit:
+        keep = tuple(name for name in best.keep_fp if name != layer)
+        check = try_build(keep)
+        trial = Trial(keep, check, budget.meets(check))
+        trials.append(trial)
+        if trial.meets:
+            progress(f"{layer} can be quantized after all")
+            best = trial
+    return best
+
+
 def fallback(budget: Budget, units: dict[str, tuple[str, ...]], all_layers: list[str],
              try_build: Callable[[tuple[str, ...]], dict], progress: Callable[[str], None] = lambda _: None
              ) -> FallbackResult:
@@ -116,6 +134,7 @@ def fallback(budget: Budget, units: dict[str, tuple[str, ...]], all_layers: list
         check = try_build(keep)
         trials.append(Trial(keep, check, budget.meets(check)))
         if trials[-1].meets:
-            return FallbackResult(trials[-1], trials, ranking)
+            chosen = _refine(budget, trials[-1], row["layers"], try_build, trials, progress)
+            return FallbackResult(chosen, trials, ranking)
     closest = min(trials, key=lambda t: loss_of(t.check))
     return FallbackResult(closest, trials, ranking, met=False)
