@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from _results import write_results
 from edgeport.calibration.data import builtin_texts, records_from_file
 from edgeport.devices.host import cpu_info
 from edgeport.devices.local_profile import profile_local
@@ -109,7 +110,6 @@ def folder_size_mb(folder: Path) -> float:
 
 def matmul_peak() -> dict:
     """Sustained GFLOP/s of a 1024^3 fp32 matmul (torch) and int8 matmul (ONNX Runtime MatMulInteger)."""
-    import onnx
     import onnxruntime as ort
     import torch
     from onnx import TensorProto, helper
@@ -230,11 +230,7 @@ def main() -> int:
                   f"| {t['p90_b1']:.2f} | {t['p50_b8']:.1f} | {t['p90_b8']:.1f} | {t['peak_rss_mb']:.0f} | {build} "
                   f"| {t['mean_cosine']:.4f} | {acc} | {t['x_pytorch']:.2f} | {t['x_best_peer']:.2f} "
                   f"| {t['fraction_of_peak'] * 100:.0f}% |")
-    out = ROOT / "bench" / "results"
-    out.mkdir(exist_ok=True)
-    (out / "latest.json").write_text(json.dumps(document, indent=2, default=str) + "\n")
-    (out / "latest.md").write_text("\n".join(md) + "\n")
-    print("\n".join(md))
+    write_results("latest", document, md)
     return 0
 
 

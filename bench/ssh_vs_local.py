@@ -10,7 +10,6 @@ Needs sshd (make test installs openssh-server). Writes bench/results/ssh_vs_loca
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -18,6 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.sshd_helpers
 
+from _results import write_results  # noqa: E402
 from edgeport.devices.local_profile import profile_local  # noqa: E402
 from edgeport.devices.remote_profile import profile_remote  # noqa: E402
 from edgeport.recipe import recipe_from_dict  # noqa: E402
@@ -25,7 +25,6 @@ from edgeport.stages.flow import run_export  # noqa: E402
 from edgeport.ui import UI, quiet_libraries  # noqa: E402
 from tests.sshd_helpers import start_sshd  # noqa: E402
 
-HERE = Path(__file__).parent
 
 
 def main() -> int:
@@ -57,10 +56,7 @@ def main() -> int:
           f"| local agent | {statistics.median(local):.2f} | {', '.join(f'{v:.2f}' for v in local)} |",
           f"| ssh://127.0.0.1 agent | {statistics.median(remote):.2f} | {', '.join(f'{v:.2f}' for v in remote)} |",
           "", f"SSH / local = {ratio:.3f} (goal: within 20%)"]
-    (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / "ssh_vs_local.json").write_text(json.dumps(result, indent=2) + "\n")
-    (HERE / "results" / "ssh_vs_local.md").write_text("\n".join(md) + "\n")
-    print("\n".join(md))
+    write_results("ssh_vs_local", result, md)
     return 0
 
 

@@ -13,19 +13,18 @@ Writes bench/results/x86_targets.json and .md.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
 from pathlib import Path
 
+from _results import write_results
 from edgeport.devices.host import cpu_info
 from edgeport.devices.local_profile import profile_local
 from edgeport.recipe import recipe_from_dict
 from edgeport.stages.flow import run_export
 from edgeport.ui import UI, quiet_libraries
 
-HERE = Path(__file__).parent
 VARIANTS = {  # run folder -> (targets, target options)
     "default": (["onnx-fp32", "onnx-int8", "openvino-fp16", "openvino-int8"], {}),
     "alternatives": (["onnx-int8", "openvino-int8"],
@@ -90,10 +89,7 @@ def main() -> int:
     ov = next(r for r in table if r["name"] == "openvino-int8")
     md.append("")
     md.append(f"openvino-int8 p50 is {ov['speedup_vs_pytorch']:.2f}x lower than PyTorch fp32 eager (goal: >= 5x).")
-    (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / "x86_targets.json").write_text(json.dumps(document, indent=2) + "\n")
-    (HERE / "results" / "x86_targets.md").write_text("\n".join(md) + "\n")
-    print("\n".join(md))
+    write_results("x86_targets", document, md)
     return 0
 
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 from edgeport.devices import agent
-from edgeport.errors import DeviceError, DeviceTimeoutError
+from edgeport.errors import DeviceError
 
 AGENT_PATH = Path(agent.__file__)
 
@@ -34,11 +33,10 @@ def parse_agent_output(stdout: str, stderr: str, where: str) -> dict:
 
 def profile_local(artifact_dir: Path, batch: int = 1, sequence: int = 128, runs: int = 100, warmup: int = 10,
                   threads: int | None = None, timeout: float = 900) -> dict:
+    from edgeport.devices.transports.base import run_argv
+
     argv = agent_argv(sys.executable, str(AGENT_PATH), str(artifact_dir), batch, sequence, runs, warmup, threads)
-    try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired as exc:
-        raise DeviceTimeoutError(f"profiling {artifact_dir} took longer than {timeout:.0f} s") from exc
+    done = run_argv(argv, timeout, "this machine")
     return as_profile(parse_agent_output(done.stdout, done.stderr, "this machine"), "local")
 
 

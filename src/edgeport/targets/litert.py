@@ -131,56 +131,71 @@ class TfliteFp32(_LiteRtTarget):
     precision = "fp32"
 
 
-class TfliteFp16(_LiteRtTarget):
-    name = "tflite-fp16"
-    precision = "fp16"
+class _QuantizedLiteRt(_LiteRtTarget):
+    """A LiteRT target made by ai-edge-quantizer: subclasses say which recipe entries to add."""
+
+    strategy = ""
+    precision_facts: dict = {}
+
+    def _add_configs(self, manager, ctx: BuildContext) -> None:
+        raise NotImplementedError
+
+    def _samples(self, ctx: BuildContext, shape) -> list | None:
+        return None  # dynamic and weight-only recipes need no calibration
 
     def _quantize(self, ctx, src, dst, shape):
+        recipe = _quantize_with(src, dst, lambda manager: self._add_configs(manager, ctx), self._samples(ctx, shape))
+        facts = {"strategy": self.strategy, "precision": dict(self.precision_facts), "quantizer_recipe": recipe}
+        if self.quantized:
+            facts["precision"]["fp32_layers"] = list(ctx.keep_fp)
+        return facts
+
+
+class TfliteFp16(_QuantizedLiteRt):
+    name = "tflite-fp16"
+    precision = "fp16"
+    strategy = "litert-torch + ai-edge-quantizer fp16 weights (FLOAT_CASTING)"
+    precision_facts = {"weights": "fp16", "compute": "fp32"}
+
+    def _add_configs(self, manager, ctx):
         from ai_edge_quantizer import algorithm_manager, qtyping
 
-        def configs(manager):
-            manager.add_weight_only_config(regex=".*", operation_name=qtyping.TFLOperationName.ALL_SUPPORTED,
-                                           num_bits=16, algorithm_key=algorithm_manager.AlgorithmName.FLOAT_CASTING)
-
-        return {"strategy": "litert-torch + ai-edge-quantizer fp16 weights (FLOAT_CASTING)",
-                "precision": {"weights": "fp16", "compute": "fp32"},
-                "quantizer_recipe": _quantize_with(src, dst, configs)}
+        manager.add_weight_only_config(regex=".*", operation_name=qtyping.TFLOperationName.ALL_SUPPORTED,
+                                       num_bits=16, algorithm_key=algorithm_manager.AlgorithmName.FLOAT_CASTING)
 
 
-class TfliteInt8(_LiteRtTarget):
+class TfliteInt8(_QuantizedLiteRt):
     name = "tflite-int8"
     precision = "int8"
     quantized = True
+    strategy = "litert-torch + ai-edge-quantizer dynamic int8 (per-channel weights)"
+    precision_facts = {"default": "int8 weights, dynamic int8 activations"}
 
-    def _quantize(self, ctx, src, dst, shape):
+    def _add_configs(self, manager, ctx):
         from ai_edge_quantizer import qtyping
 
-        def configs(manager):
-            manager.add_dynamic_config(regex=".*", operation_name=qtyping.TFLOperationName.ALL_SUPPORTED, num_bits=8)
-            _keep_float(manager, ctx.keep_fp)
-
-        return {"strategy": "litert-torch + ai-edge-quantizer dynamic int8 (per-channel weights)",
-                "precision": {"default": "int8 weights, dynamic int8 activations", "fp32_layers": list(ctx.keep_fp)},
-                "quantizer_recipe": _quantize_with(src, dst, configs)}
+        manager.add_dynamic_config(regex=".*", operation_name=qtyping.TFLOperationName.ALL_SUPPORTED, num_bits=8)
+        _keep_float(manager, ctx.keep_fp)
 
 
-class TfliteInt8Full(_LiteRtTarget):
+class TfliteInt8Full(_QuantizedLiteRt):
     name = "tflite-int8-full"
     precision = "int8"
     quantized = True
+    strategy = "litert-torch + ai-edge-quantizer static int8 (int8 weights and activations)"
+    precision_facts = {"default": "int8 weights and activations"}
 
-    def _quantize(self, ctx, src, dst, shape):
+    def _add_configs(self, manager, ctx):
         from ai_edge_quantizer import qtyping
 
-        def configs(manager):
-            manager.add_static_config(regex=".*", operation_name=qtyping.TFLOperationName.ALL_SUPPORTED,
-                                      activation_num_bits=8, weight_num_bits=8)
-            _keep_float(manager, ctx.keep_fp)
+        manager.add_static_config(regex=".*", operation_name=qtyping.TFLOperationName.ALL_SUPPORTED,
+                                  activation_num_bits=8, weight_num_bits=8)
+        _keep_float(manager, ctx.keep_fp)
 
-        samples = [{k: v.astype(np.int32) for k, v in feeds.items()}
-                   for feeds in ctx.calibration.feeds(batch_size=shape[0], fixed_length=shape[1])
-                   if next(iter(feeds.values())).shape[0] == shape[0]]
-        return {"quantizer_recipe": _quantize_with(src, dst, configs, samples),
-                "strategy": "litert-torch + ai-edge-quantizer static int8 (int8 weights and activations)",
-                "precision": {"default": "int8 weights and activations", "fp32_layers": list(ctx.keep_fp)},
-                "calibration": ctx.calibration.summary()}
+    def _samples(self, ctx, shape):
+        return [{k: v.astype(np.int32) for k, v in feeds.items()}
+                for feeds in ctx.calibration.feeds(batch_size=shape[0], fixed_length=shape[1])
+                if next(iter(feeds.values())).shape[0] == shape[0]]
+
+    def _quantize(self, ctx, src, dst, shape):
+        return {**super()._quantize(ctx, src, dst, shape), "calibration": ctx.calibration.summary()}

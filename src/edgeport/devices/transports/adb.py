@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import shlex
 import shutil
-import subprocess
 from pathlib import Path
 
-from edgeport.devices.transports.base import Completed, Transport
-from edgeport.errors import DeviceError, DeviceTimeoutError
+from edgeport.devices.transports.base import Completed, Transport, run_argv
+from edgeport.errors import DeviceError
 
 
 def adb_argv(serial: str | None, *args: str) -> list[str]:
@@ -67,11 +66,7 @@ class AdbTransport(Transport):
                               hint="connect one and allow USB debugging, or name it: adb://SERIAL")
 
     def _run(self, argv: list[str], timeout: float) -> Completed:
-        try:
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
-        except subprocess.TimeoutExpired as exc:
-            raise DeviceTimeoutError(f"adb took longer than {timeout:.0f} s") from exc
-        return Completed(done.returncode, done.stdout, done.stderr)
+        return run_argv(argv, timeout, self.device.label)
 
     def push(self, local: Path, remote: str) -> None:
         done = self._run(adb_argv(self.device.serial, "push", str(local), remote), 600)

@@ -7,6 +7,7 @@ every argument itself (``shlex.join``); no command string is ever built from use
 from __future__ import annotations
 
 import posixpath
+import subprocess
 import uuid
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -20,6 +21,17 @@ class Completed:
     code: int
     stdout: str
     stderr: str
+
+
+def run_argv(argv: list[str], timeout: float, where: str) -> Completed:
+    """Run a local program; a timeout is a DeviceTimeoutError naming it and where it ran."""
+    from edgeport.errors import DeviceTimeoutError
+
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise DeviceTimeoutError(f"'{Path(argv[0]).name}' took longer than {timeout:.0f} s on {where}") from exc
+    return Completed(done.returncode, done.stdout, done.stderr)
 
 
 class Transport(ABC):

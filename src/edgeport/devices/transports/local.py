@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
-from edgeport.devices.transports.base import Completed, Transport
-from edgeport.errors import DeviceTimeoutError
+from edgeport.devices.transports.base import Completed, Transport, run_argv
 
 
 class LocalTransport(Transport):
@@ -18,8 +16,4 @@ class LocalTransport(Transport):
         shutil.copyfile(remote, local)
 
     def exec(self, argv: list[str], timeout: float) -> Completed:
-        try:
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
-        except subprocess.TimeoutExpired as exc:
-            raise DeviceTimeoutError(f"'{argv[0]}' took longer than {timeout:.0f} s on this machine") from exc
-        return Completed(done.returncode, done.stdout, done.stderr)
+        return run_argv(argv, timeout, "this machine")
