@@ -8,7 +8,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.edgeport-installed
 
-.PHONY: setup demo test bench system-deps clean
+.PHONY: setup demo test bench bench-x86 bench-int8 bench-ssh system-deps clean
 
 setup: $(STAMP)
 
@@ -30,8 +30,14 @@ system-deps:
 test: setup system-deps
 	EDGEPORT_TEST_ARTIFACTS=test-artifacts $(BIN)/python -m pytest -q -p no:cacheprovider
 
+# The side-by-side benchmark (not part of the tests): peers in their own venvs, then every path.
 bench: setup
-	$(BIN)/python bench/x86_targets.py
+	bash bench/setup_peers.sh
+	$(BIN)/python bench/compare.py
+
+# The narrower benchmarks behind individual claims in the README.
+bench-x86 bench-int8 bench-ssh: setup
+	$(BIN)/python bench/$(subst bench-x86,x86_targets,$(subst bench-int8,int8_budget,$(subst bench-ssh,ssh_vs_local,$@))).py
 
 clean:
 	rm -rf $(VENV) runs

@@ -178,3 +178,28 @@ def test_calibrate_sensitivity_and_trt_cache(tiny_models, tmp_path, run_cli):
 def test_calibrate_needs_a_run_folder(tmp_path, run_cli):
     code, _, stderr = run_cli("calibrate", tmp_path, "--target", "onnx-int8", "--sensitivity")
     assert code == 3 and "has no model/ and onnx/ stages" in stderr
+
+
+def test_onnx_with_wrong_inputs_is_refused(tmp_path, run_cli, tiny_models):
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Identity", ["pixels"], ["out"])], "g",
+                              [helper.make_tensor_value_info("pixels", TensorProto.FLOAT, [1, 3])],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 3])])
+    onnx.save(helper.make_model(graph), tmp_path / "vision.onnx")
+    code, _, stderr = run_cli("build", tmp_path / "vision.onnx", "--tokenizer", tiny_models("bert"),
+                              "--target", "onnx-fp32", "--out", tmp_path / "o")
+    assert code == 3 and "has inputs pixels; edgeport needs input_ids and attention_mask" in stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_int8_warning_on_cpus_without_vnni():
+    from edgeport.devices.host import cpu_info, int8_warning
+
+    old = {"model": "Old Xeon", "arch": "x86_64", "cores": 4, "int8_flags": ["avx2"], "vnni": False}
+    assert "no VNNI/AMX" in int8_warning(old)
+    assert int8_warning({**old, "vnni": True}) is None
+    assert int8_warning({**old, "arch": "aarch64"}) is None
+    info = cpu_info()
+    assert info["cores"] >= 1 and isinstance(info["int8_flags"], list)
