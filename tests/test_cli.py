@@ -203,3 +203,22 @@ def test_int8_warning_on_cpus_without_vnni():
     assert int8_warning({**old, "arch": "aarch64"}) is None
     info = cpu_info()
     assert info["cores"] >= 1 and isinstance(info["int8_flags"], list)
+
+
+def test_run_recipe_and_schema_errors(tiny_models, tmp_path, run_cli):
+    import yaml
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(yaml.safe_dump({"model": str(tiny_models("bert")), "targets": ["onnx-fp32"],
+                                      "calibration": {"size": 10}, "profile": {"enabled": False}}))
+    code, stdout, stderr = run_cli("--json", "run", recipe, "--out", tmp_path / "out")
+    assert code == 0, stderr
+    assert list(json.loads(stdout)["targets"]) == ["onnx-fp32"]
+    recipe.write_text("model: x\ntargetz: [onnx-fp32]\n")
+    code, _, stderr = run_cli("run", recipe)
+    assert code == 2 and "invalid option targetz" in stderr
+    from pathlib import Path
+    shipped = Path(__file__).parents[1] / "recipes"
+    from edgeport.recipe import recipe_from_yaml
+    for path in shipped.glob("*.yaml"):  # the shipped recipes validate
+        assert recipe_from_yaml(path).targets
