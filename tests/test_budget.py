@@ -68,6 +68,10 @@ def test_accuracy_budget():
 
 def test_min_fidelity_bounds_label_agreement_on_eval_data():
     budget = Budget(min_fidelity=0.998)
-    check = {"fidelity": {"mean_cosine": 0.9999, "top1_agreement": 1.0},
+    check = {"fidelity": {"mean_cosine": 0.9999, "top1_agreement": 0.98},
              "accuracy": {"drop_points": 0.0, "label_agreement": 0.995}}
     assert budget.shortfalls(check) == ["label agreement on eval data 0.9950 < 0.998"]
+    check["accuracy"]["label_agreement"] = 0.999  # eval data, when given, is what counts
+    assert budget.meets(check)
+    assert budget.shortfalls({"fidelity": {"mean_cosine": 0.99, "top1_agreement": 0.98}, "accuracy": None}) == \
+        ["top-1 agreement 0.9800 < 0.998"]

@@ -84,27 +84,29 @@ def _export_options(func):
 
 
 def _recipe_from_flags(model: str, flags: dict):
-    """Map CLI flags onto the recipe schema (the one source of defaults)."""
+    """Map CLI flags onto the recipe schema (the one source of defaults). A command passes
+    the flags it has; absent or unset ones keep the schema's defaults."""
     from edgeport.recipe import recipe_from_dict
 
-    data: dict = {"model": model, "targets": flags["targets"]}
+    flag = flags.get
+    data: dict = {"model": model, "targets": flag("targets")}
     calib = {}
-    if flags["calib"]:
-        calib["data"] = {"path": flags["calib"], "text_column": flags["text_column"]}
-    if flags["calib_size"]:
-        calib["size"] = flags["calib_size"]
+    if flag("calib"):
+        calib["data"] = {"path": flag("calib"), "text_column": flag("text_column")}
+    if flag("calib_size"):
+        calib["size"] = flag("calib_size")
     data["calibration"] = calib
-    if flags["eval_path"]:
-        data["eval"] = {"path": flags["eval_path"], "text_column": flags["text_column"],
-                        "label_column": flags["label_column"]}
-    budget = {k: flags[k] for k in ("min_fidelity", "max_drop", "granularity") if flags[k] is not None}
+    if flag("eval_path"):
+        data["eval"] = {"path": flag("eval_path"), "text_column": flag("text_column"),
+                        "label_column": flag("label_column")}
+    budget = {k: flag(k) for k in ("min_fidelity", "max_drop", "granularity") if flag(k) is not None}
     if budget.get("min_fidelity") == 0:
         budget["min_fidelity"] = None
     data["budget"] = budget
-    profile = {k: flags[k] for k in ("batch", "sequence", "runs", "threads", "device") if flags[k] is not None}
-    profile["enabled"] = not flags["no_profile"]
+    profile = {k: flag(k) for k in ("batch", "sequence", "runs", "threads", "device") if flag(k) is not None}
+    profile["enabled"] = not flag("no_profile", False)
     data["profile"] = profile
-    data["target_options"] = _target_options(flags["target_options"])
+    data["target_options"] = _target_options(flag("target_options") or ())
     return recipe_from_dict(data)
 
 
@@ -259,9 +261,7 @@ def calibrate(state: State, run_dir: Path, targets: str, sensitivity: bool, trt_
     if not sensitivity and not trt_version:
         raise UsageError("say what to calibrate: --sensitivity and/or --trt-cache TRT_VERSION")
 
-    flags.update({"targets": targets, "min_fidelity": None, "max_drop": None, "granularity": None, "batch": None,
-                  "sequence": None, "runs": None, "threads": None, "device": None, "no_profile": True})
-    recipe = _recipe_from_flags(str(run_dir), flags)
+    recipe = _recipe_from_flags(str(run_dir), {**flags, "targets": targets, "no_profile": True})
     document: dict = {"sensitivity": {}}
     with state.work():
         if trt_version:

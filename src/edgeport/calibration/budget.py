@@ -21,9 +21,10 @@ Granularity = Literal["role", "layer"]
 
 @dataclass(frozen=True)
 class Budget:
-    """``min_fidelity``: mean cosine (embeddings) or top-1 agreement (classifiers) on held-out
-    texts, and label agreement with fp32 on the eval data when there is some; ``max_drop``:
-    accuracy points lost on the eval data. None disables a bound."""
+    """``min_fidelity`` bounds agreement with fp32: for a classifier with labelled eval data,
+    label agreement on that data (the user's own distribution); without it, top-1 agreement
+    on the held-out texts; for embeddings, the mean cosine on the held-out texts.
+    ``max_drop``: accuracy points lost on the eval data. None disables a bound."""
 
     min_fidelity: float | None = 0.995
     max_drop: float | None = None
@@ -33,16 +34,16 @@ class Budget:
 
     def shortfalls(self, check: dict) -> list[str]:
         found = []
-        fid = check.get("fidelity") or {}
+        fid, acc = check.get("fidelity") or {}, check.get("accuracy")
         if self.min_fidelity is not None:
-            score = fid.get("top1_agreement") if fid.get("top1_agreement") is not None else fid.get("mean_cosine")
-            if score is None or score < self.min_fidelity:
-                found.append(f"fidelity {score:.4f} < {self.min_fidelity}")
-            if fid.get("top1_agreement") is not None and fid.get("mean_cosine", 1) < self.min_fidelity:
-                found.append(f"mean cosine {fid['mean_cosine']:.4f} < {self.min_fidelity}")
-        acc = check.get("accuracy")
-        if self.min_fidelity is not None and acc is not None and acc["label_agreement"] < self.min_fidelity:
-            found.append(f"label agreement on eval data {acc['label_agreement']:.4f} < {self.min_fidelity}")
+            if acc is not None:  # a classifier with the user's labelled data: agreement there counts
+                if acc["label_agreement"] < self.min_fidelity:
+                    found.append(f"label agreement on eval data {acc['label_agreement']:.4f} < {self.min_fidelity}")
+            elif fid.get("top1_agreement") is not None:
+                if fid["top1_agreement"] < self.min_fidelity:
+                    found.append(f"top-1 agreement {fid['top1_agreement']:.4f} < {self.min_fidelity}")
+            elif fid.get("mean_cosine", 0.0) < self.min_fidelity:
+                found.append(f"mean cosine {fid.get('mean_cosine', 0.0):.4f} < {self.min_fidelity}")
         if self.max_drop is not None and acc is not None and acc["drop_points"] > self.max_drop:
             found.append(f"accuracy drop {acc['drop_points']:.2f} points > {self.max_drop}")
         return found
