@@ -150,3 +150,29 @@ def test_connection_dropping_mid_run_keeps_results_and_says_what_is_left(sshd, b
     for leftover in _leftovers() - before:  # tidy what the dropped run could not
         import shutil
         shutil.rmtree(leftover, ignore_errors=True)
+
+
+def test_tegrastats_sampled_during_the_run_on_a_jetson_entry(sshd, built_run, run_cli, tmp_path, monkeypatch):
+    """A user catalog entry like jetson-orin-nano (memory: tegrastats), reached over the real
+    sshd; tegrastats itself is a stand-in that writes recorded Orin Nano lines to its logfile."""
+    from pathlib import Path
+
+    samples = (Path(__file__).parent / "samples" / "tegrastats_orin_nano.txt").read_text()
+    tool = tmp_path / "tegrastats"
+    tool.write_text('#!/bin/sh\n# usage: tegrastats --interval MS --logfile FILE\n'
+                    f'while :; do cat >> "$4" <<"EOF"\n{samples}EOF\nsleep 0.1; done\n')
+    tool.chmod(0o755)
+    catalog = tmp_path / "devices.yaml"
+    catalog.write_text(f"- name: lab-jetson\n  transport: ssh\n  arch: x86_64\n  memory: tegrastats\n"
+                       f"  native_tools: {{tegrastats: {tool}}}\n")
+    monkeypatch.setenv("EDGEPORT_DEVICES", str(catalog))
+    args = _ssh_args(sshd)
+    args[args.index("--device") + 1] = "lab-jetson"
+    code, stdout, stderr = run_cli("--json", "profile", built_run, "--target", "onnx-int8", "--runs", "200",
+                                   "--host", f"{sshd.user}@127.0.0.1:{sshd.port}", *args)
+    assert code == 0, stderr
+    prof = json.loads(stdout)["targets"]["onnx-int8"]["profiles"][f"lab-jetson:{sshd.user}@127.0.0.1:{sshd.port}"]
+    memory = prof["device_memory"]
+    assert memory["reader"] == "tegrastats" and memory["peak_ram_used_mb"] == 3470
+    assert memory["peak_power_mw"]["VDD_IN"] == 8205 and memory["samples"] >= 3
+    assert not _running_agents()

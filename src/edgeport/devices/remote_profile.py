@@ -50,8 +50,39 @@ def _with_agent(transport: Transport, device: DeviceRef, artifact_dir: Path, man
     _push_artifact(transport, artifact_dir, manifest, remote_artifact)
     argv = agent_argv(device.remote_python, agent, remote_artifact, spec.get("batch", 1), spec.get("sequence", 128),
                       spec.get("runs", 100), spec.get("warmup", 10), spec.get("threads"))
+    sampler = TegrastatsSampler(transport, device, workdir) if device.entry.memory == "tegrastats" else None
+    if sampler:
+        sampler.start()
     done = transport.exec(argv, timeout=_timeout(spec))
-    return parse_agent_output(done.stdout, done.stderr, device.label)
+    result = parse_agent_output(done.stdout, done.stderr, device.label)
+    if sampler:
+        result["device_memory"] = sampler.stop()
+    return result
+
+
+class TegrastatsSampler:
+    """tegrastats in the background on a Jetson while the agent runs: the device-wide view of
+    unified memory (CPU and GPU share it), GPU load and power rails, peaks over the run."""
+
+    def __init__(self, transport: Transport, device: DeviceRef, workdir: str):
+        self.transport, self.tool = transport, device.entry.native_tools.get("tegrastats", "tegrastats")
+        self.log = posixpath.join(workdir, "tegrastats.log")
+        self.pid: str | None = None
+
+    def start(self) -> None:
+        done = self.transport.check(["sh", "-c", 'nohup "$1" --interval 100 --logfile "$2" >/dev/null 2>&1 & echo $!',
+                                     "sh", self.tool, self.log], timeout=30)
+        self.pid = done.stdout.strip()
+
+    def stop(self) -> dict:
+        from edgeport.devices.parsers import peak_from_tegrastats
+
+        self.transport.exec(["kill", self.pid], timeout=30)
+        lines = self.transport.exec(["cat", self.log], timeout=30).stdout.splitlines()
+        try:
+            return {"reader": "tegrastats", **peak_from_tegrastats(lines)}
+        except ValueError:
+            return {"reader": "tegrastats", "error": "tegrastats gave no samples"}
 
 
 def benchmark_model_argv(binary: str, model: str, threads: int | None, runs: int, use_xnnpack: bool = True) -> list[str]:
