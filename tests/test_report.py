@@ -43,3 +43,12 @@ def test_html_is_self_contained_with_charts():
 def test_pareto_front():
     points = [("fast", 2.0, 0.99, 20.0), ("accurate", 5.0, 0.999, 40.0), ("dominated", 6.0, 0.98, 50.0)]
     assert pareto_points(points) == {"fast", "accurate"}
+
+
+def test_fallback_layers_are_summarised_by_kind():
+    doc = _document()
+    doc["targets"]["a-int8"]["fallback"]["fp32_layers"] = [
+        "encoder.layer.0.output.dense", "encoder.layer.1.output.dense", "encoder.layer.0.intermediate.dense"]
+    page = html_report(doc)
+    assert "3 layers (2× output.dense, 1× intermediate.dense)" in page
+    assert "<details>" in page

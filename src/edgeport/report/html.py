@@ -24,6 +24,22 @@ def _figure(png: str | None, chart_id: str, caption: str) -> str:
             f'src="data:image/png;base64,{png}"><figcaption>{html.escape(caption)}</figcaption></figure>')
 
 
+def _fallback_item(name: str, fallback: dict) -> str:
+    """One line per target: how many layers stayed in higher precision, by kind, with the full
+    list folded away (a <details> element: no script needed)."""
+    layers = fallback["fp32_layers"]
+    verdict = "" if fallback["met"] else " — budget NOT met"
+    if not layers:
+        return f"<li><b>{html.escape(name)}</b>: none{verdict}</li>"
+    kinds: dict[str, int] = {}
+    for layer in layers:
+        kind = ".".join(part for part in layer.split(".")[-3:] if not part.isdigit())
+        kinds[kind] = kinds.get(kind, 0) + 1
+    summary = ", ".join(f"{count}× {kind}" for kind, count in sorted(kinds.items(), key=lambda kv: -kv[1]))
+    return (f"<li><details><summary><b>{html.escape(name)}</b>: {len(layers)} layers{verdict} "
+            f"({html.escape(summary)})</summary>{html.escape(', '.join(layers))}</details></li>")
+
+
 def html_report(document: dict) -> str:
     model = document["model"]
     head = "".join(f"<th>{html.escape(c)}</th>" for c in COLUMNS)
@@ -31,11 +47,7 @@ def html_report(document: dict) -> str:
     warnings = "".join(f'<p class="warn">warning: {html.escape(w)}</p>' for w in document.get("warnings", []))
     sens = "".join(_figure(png, f"sensitivity-{name}", f"Sensitivity of {name}")
                    for name, png in plots.sensitivity(document).items())
-    fallbacks = "".join(
-        f"<li><b>{html.escape(n)}</b>: {len(e['fallback']['fp32_layers'])} layers kept in higher precision"
-        f"{': ' + html.escape(', '.join(e['fallback']['fp32_layers'])) if e['fallback']['fp32_layers'] else ''}"
-        f"{'' if e['fallback']['met'] else ' — budget NOT met'}</li>"
-        for n, e in document["targets"].items() if e.get("fallback"))
+    fallbacks = "".join(_fallback_item(n, e["fallback"]) for n, e in document["targets"].items() if e.get("fallback"))
     env = html.escape(json.dumps(document.get("environment", {}), indent=2))
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>edgeport report: {html.escape(model['ref'])}</title>
