@@ -93,3 +93,16 @@ def test_registry_errors():
     names = {info.name for info in registry.describe_all()}
     assert {"tensorrt-int8", "tflite-int8", "amd-fp16", "openvino-int8"} <= names
     assert registry.get("tflite-int8").check().available
+
+
+def test_openvino_inference_precision_is_recorded_and_applied(tiny_ctx, tmp_path):
+    loaded, ctx = tiny_ctx
+    target = registry.get("openvino-int8")
+    ctx = BuildContext(ctx.onnx_path, ctx.model_dir, ctx.input_names, ctx.output_name, ctx.calibration,
+                       {"inference_precision": "f32"})
+    facts = target.build(ctx, tmp_path)
+    _write_manifest(tmp_path, target, ctx, facts, {"task": "feature-extraction", "vocab_size": 400})
+    assert facts["runtime_config"] == {"INFERENCE_PRECISION_HINT": "f32"}
+    assert "float32" in target.runner(tmp_path).info()["inference_precision"]
+    from edgeport.devices.local_profile import profile_local
+    assert "float32" in profile_local(tmp_path, runs=2, warmup=0)["runtime"]["inference_precision"]

@@ -118,7 +118,9 @@ def _load_onnx(folder, manifest, threads):
 
 def _load_openvino(folder, manifest, threads):
     import openvino as ov
-    config = {"INFERENCE_NUM_THREADS": threads} if threads else {}
+    config = dict(manifest.get("runtime_config") or {})
+    if threads:
+        config["INFERENCE_NUM_THREADS"] = threads
     compiled = ov.Core().compile_model(os.path.join(folder, manifest["files"][0]), "CPU", config)
     request = compiled.create_infer_request()
     info = {"name": "openvino", "version": ov.__version__,
