@@ -50,6 +50,7 @@ def test_target_builds_and_runs(tiny_ctx, tmp_path, name, options, threshold):
     assert target.check().available
     ctx = BuildContext(ctx.onnx_path, ctx.model_dir, ctx.input_names, ctx.output_name, ctx.calibration, options)
     facts = target.build(ctx, tmp_path)
+    _write_manifest(tmp_path, target, ctx, dict(facts), {"task": "feature-extraction", "vocab_size": 400})
     for file in facts["files"]:
         assert (tmp_path / file).stat().st_size > 0
     _outputs_match(loaded, target.runner(tmp_path), threshold)
