@@ -36,6 +36,7 @@ def ctx_and_ref(tiny_models, tmp_path_factory):
 
 
 def _build(name, ctx, out, keep=()):
+    out.mkdir(parents=True, exist_ok=True)  # build() writes into an existing folder
     target = registry.get(name)
     ctx = BuildContext(ctx.onnx_path, ctx.model_dir, ctx.input_names, ctx.output_name, ctx.calibration,
                        ctx.options, keep)

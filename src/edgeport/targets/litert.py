@@ -90,16 +90,29 @@ class _LiteRtTarget(Target):
         return {"strategy": "litert-torch", "precision": {"default": "fp32"}}
 
 
+_CONVERTED: dict[tuple[str, tuple[int, int]], bytes] = {}
+
+
 def _convert(ctx: BuildContext, shape: tuple[int, int], dst: Path) -> None:
-    import torch
-    import litert_torch
+    """litert-torch conversion, done once per model content and shape in a process: the
+    budget's trials re-quantize the same fp32 graph with other layers kept float."""
+    from edgeport.runs import hash_path
 
-    from edgeport.exporter.load import model_from_path
-    from edgeport.exporter.wrappers import task_module
+    key = (hash_path(ctx.model_dir), shape)
+    if key not in _CONVERTED:
+        import litert_torch
+        import torch
 
-    module = task_module(model_from_path(ctx.model_dir))
-    sample = {name: torch.ones(shape, dtype=torch.long) for name in ctx.input_names}
-    litert_torch.convert(module, sample_kwargs=sample).export(str(dst))
+        from edgeport.exporter.load import model_from_path
+        from edgeport.exporter.wrappers import task_module
+
+        module = task_module(model_from_path(ctx.model_dir))
+        sample = {name: torch.ones(shape, dtype=torch.long) for name in ctx.input_names}
+        litert_torch.convert(module, sample_kwargs=sample).export(str(dst))
+        _CONVERTED.clear()  # one model at a time: keep memory bounded
+        _CONVERTED[key] = dst.read_bytes()
+    else:
+        dst.write_bytes(_CONVERTED[key])
 
 
 def _quantize_with(src: Path, dst: Path, add_configs, samples: list | None = None) -> list:
