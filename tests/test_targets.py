@@ -107,3 +107,14 @@ def test_openvino_inference_precision_is_recorded_and_applied(tiny_ctx, tmp_path
     assert "float32" in target.runner(tmp_path).info()["inference_precision"]
     from edgeport.devices.local_profile import profile_local
     assert "float32" in profile_local(tmp_path, runs=2, warmup=0)["runtime"]["inference_precision"]
+
+
+def test_missing_module_hints(monkeypatch):
+    import importlib.util
+
+    from edgeport.targets.base import missing_module
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
+    assert missing_module("nncf", "openvino").how_to_get == "pip install 'edgeport[openvino]'"
+    assert "pip install onnxruntime" in missing_module("onnxruntime", None).how_to_get
+    assert registry.get("onnx-int8").check().available is False

@@ -125,10 +125,12 @@ class Target(ABC):
     def runner(self, artifact_dir: Path, threads: int | None = None) -> Runner: ...
 
 
-def missing_module(module: str, extra: str) -> Availability | None:
-    """An Availability saying how to install ``module``, or None when it imports."""
+def missing_module(module: str, extra: str | None) -> Availability | None:
+    """An Availability saying how to install ``module`` (an edgeport extra, or the package
+    itself for core dependencies: ``extra=None``), or None when it can be imported."""
     import importlib.util
 
     if importlib.util.find_spec(module) is None:
-        return Availability(False, f"the Python package '{module}' is not installed", f"pip install 'edgeport[{extra}]'")
+        how = f"pip install 'edgeport[{extra}]'" if extra else f"pip install {module} (a dependency of edgeport)"
+        return Availability(False, f"the Python package '{module}' is not installed", how)
     return None

@@ -44,7 +44,7 @@ class _OrtTarget(Target):
     artifact_format = "onnx"
 
     def check(self) -> Availability:
-        return missing_module("onnxruntime", "default") or Availability(True)
+        return missing_module("onnxruntime", None) or Availability(True)
 
     def runner(self, artifact_dir: Path, threads: int | None = None) -> Runner:
         return OrtRunner(Path(artifact_dir) / MODEL_FILE, threads)
