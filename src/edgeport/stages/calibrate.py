@@ -14,11 +14,11 @@ from edgeport.exporter.graph import layers_from_onnx
 from edgeport.recipe import Recipe
 from edgeport.runs import RunDir, cache_key, code_version, hash_path, read_json, tool_versions, write_json
 from edgeport.stages.build import Trials
-from edgeport.stages.flow import read_inputs
+from edgeport.stages.flow import base_manifest, calibration_of, read_inputs
 from edgeport.stages.reference import reference_from
 from edgeport.stages.single import save_results
 from edgeport.stages.source import source_from_run
-from edgeport.targets.base import BuildContext, CalibrationSet
+from edgeport.targets.base import BuildContext
 from edgeport.ui import UI
 
 
@@ -31,8 +31,7 @@ def sensitivity(run_dir: Path, recipe: Recipe, granularity: str, ui: UI) -> dict
     source = source_from_run(run)
     reference = reference_from(source.reference_runner, source.tokenizer, source.input_names,
                                source.task == "text-classification", inputs.eval, source.id2label)
-    calibration = CalibrationSet(inputs.calibration.source, inputs.calibration.texts, source.tokenizer,
-                                 source.input_names)
+    calibration = calibration_of(inputs, source)
     layers = list(layers_from_onnx(source.onnx_path))
     units = units_of(layers, source.family, granularity)
     tables = {}
@@ -53,8 +52,8 @@ def sensitivity(run_dir: Path, recipe: Recipe, granularity: str, ui: UI) -> dict
                 ui.warn(f"{target.name}: the cached sensitivity was made from other inputs or tools; measuring again")
             with tempfile.TemporaryDirectory(prefix="edgeport-sens-") as scratch, \
                     ui.step(f"{target.name}: quantizing each of {len(units)} units alone"):
-                base = {"task": source.task, "vocab_size": getattr(source.tokenizer, "vocab_size", None)}
-                rows = rank_sensitivity(units, layers, Trials(target, ctx, reference, base, Path(scratch)))
+                rows = rank_sensitivity(units, layers, Trials(target, ctx, reference, base_manifest(source),
+                                                              Path(scratch)))
             write_json(cache_file, {"key": key, "target": target.name, "granularity": granularity, "rows": rows})
         tables[target.name] = rows
     if run.results_path.is_file():
@@ -73,9 +72,7 @@ def trt_cache(run_dir: Path, recipe: Recipe, trt_version: str, method: str, ui: 
 
     run = RunDir(Path(run_dir))
     source = source_from_run(run)
-    inputs = read_inputs(recipe)
-    calibration = CalibrationSet(inputs.calibration.source, inputs.calibration.texts, source.tokenizer,
-                                 source.input_names)
+    calibration = calibration_of(read_inputs(recipe), source)
     feeds = calibration.feeds(batch_size=1, fixed_length=calibration.longest())
     with ui.step(f"collecting {method} ranges on {len(calibration.texts)} texts"):
         ranges = collect_ranges(source.onnx_path, feeds, method)

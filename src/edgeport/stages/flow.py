@@ -18,7 +18,7 @@ from edgeport.recipe import DataSpec, Recipe
 from edgeport.runs import RunDir, read_json, tool_versions
 from edgeport.stages.build import build_target
 from edgeport.stages.reference import reference_from
-from edgeport.stages.single import save_results
+from edgeport.stages.single import merge_profile, save_results
 from edgeport.stages.source import Source, source_from_model, source_from_onnx
 from edgeport.targets import registry
 from edgeport.targets.base import BuildContext, CalibrationSet, Target
@@ -104,12 +104,21 @@ def _keep_earlier_targets(run: RunDir, results: dict) -> None:
             results["targets"][name] = entry
 
 
+def calibration_of(inputs: Inputs, source: Source) -> CalibrationSet:
+    """The calibration texts, tokenized the way the source model expects."""
+    return CalibrationSet(inputs.calibration.source, inputs.calibration.texts, source.tokenizer, source.input_names)
+
+
+def base_manifest(source: Source) -> dict:
+    """What every artifact manifest of this source says about the model it came from."""
+    return {"task": source.task, "family": source.family.name if source.family else None,
+            "vocab_size": getattr(source.tokenizer, "vocab_size", None), "model_sha256": source.info.get("sha256")}
+
+
 def build_all(run: RunDir, source: Source, recipe: Recipe, inputs: Inputs, reference, results: dict, ui: UI) -> None:
-    calibration = CalibrationSet(inputs.calibration.source, inputs.calibration.texts, source.tokenizer,
-                                 source.input_names)
+    calibration = calibration_of(inputs, source)
     budget = Budget(recipe.budget.min_fidelity, recipe.budget.max_drop)
-    base = {"task": source.task, "family": source.family.name if source.family else None,
-            "vocab_size": getattr(source.tokenizer, "vocab_size", None), "model_sha256": source.info["sha256"]}
+    base = base_manifest(source)
     warning = int8_warning(results["environment"]["cpu"])
     if warning and any(t.precision == "int8" for t in inputs.targets):
         ui.warn(warning)
@@ -150,13 +159,11 @@ def profile_all(run: RunDir, source: Source, recipe: Recipe, results: dict, ui: 
     for name, entry in results["targets"].items():
         with ui.step(f"profiling {name} on this machine"):
             profile = profile_local(run.target_dir(name), **args)
-        entry["profiles"]["local"] = profile
-        entry["latency_ms"], entry["peak_rss_mb"] = profile["latency_ms"], profile["peak_rss_mb"]
+        merge_profile(entry, profile)
         ui.info(f"{name}: p50 {profile['latency_ms']['p50']:.2f} ms, peak RSS {profile['peak_rss_mb']:.0f} MB")
     if spec.device:
         from edgeport.devices.profiling import profile_on
 
         for name, entry in results["targets"].items():
             with ui.step(f"profiling {name} on {spec.device}"):
-                profile = profile_on(run.target_dir(name), spec.device, args)
-            entry["profiles"][profile["device"]] = profile
+                merge_profile(entry, profile_on(run.target_dir(name), spec.device, args))

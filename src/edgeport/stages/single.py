@@ -26,6 +26,14 @@ def save_results(run: RunDir, document: dict) -> dict:
     return document
 
 
+def merge_profile(entry: dict, profile: dict) -> None:
+    """A device's profile joins a target's entry under its device; this machine's profile is
+    also the entry's headline latency and peak memory."""
+    entry["profiles"][profile["device"]] = profile
+    if profile["device"] == "local":
+        entry["latency_ms"], entry["peak_rss_mb"] = profile["latency_ms"], profile["peak_rss_mb"]
+
+
 def rewrite_report(run_dir: Path) -> dict:
     run, document = load_results(run_dir)
     write_reports(run, document)
@@ -45,10 +53,7 @@ def profile_run(run_dir: Path, targets: str | None, device: str | None, spec: di
     for name in names:
         with ui.step(f"profiling {name} on {device or 'this machine'}"):
             profile = profile_on(run.target_dir(name), device, spec, connection)
-        entry = document["targets"][name]
-        entry["profiles"][profile["device"]] = profile
-        if profile["device"] == "local":
-            entry["latency_ms"], entry["peak_rss_mb"] = profile["latency_ms"], profile["peak_rss_mb"]
+        merge_profile(document["targets"][name], profile)
         ui.info(f"{name} on {profile['device']}: p50 {profile['latency_ms']['p50']:.2f} ms")
         document = save_results(run, document)  # each device result is kept as soon as it arrives
     return document
