@@ -204,6 +204,38 @@ def run(state: State, recipe_path: Path, out: Path | None) -> None:
 
 
 @cli.command()
+@click.argument("model")
+@click.option("--recipe", "recipe_path", type=click.Path(path_type=Path), required=True,
+              help="YAML with a `compress:` section (see recipes/).")
+@click.option("--out", "-o", type=click.Path(path_type=Path), default=None,
+              help="Run folder; the model goes to RUN_DIR/compressed (default: runs/<model name>).")
+@click.pass_obj
+def compress(state: State, model: str, recipe_path: Path, out: Path | None) -> None:
+    """Compress MODEL with a recipe's passes (pruning, low-rank, vocabulary, distillation).
+
+    \b
+    edgeport compress ../shared/models/minilm-sst2 --recipe recipes/sst2-16x.yaml --out runs/sst2-16x
+    edgeport run recipes/sst2-16x.yaml      # compress, then export, verify and profile
+    """
+    from edgeport.recipe import recipe_from_yaml
+    from edgeport.runs import RunDir
+    from edgeport.stages.compress import compress_stage
+
+    recipe = recipe_from_yaml(recipe_path).model_copy(update={"model": model})
+    out = out or _default_out(model)
+    with state.work():
+        folder, report, cached = compress_stage(RunDir(out), recipe, state.ui)
+    state.ui.info(f"compressed model: {folder}" + (" (cached)" if cached else ""))
+    state.emit({"model": str(folder), "cached": cached, **report}, _compression_table(report))
+
+
+def _compression_table(report: dict) -> str:
+    from edgeport.report.table import compression_markdown
+
+    return compression_markdown(report)
+
+
+@cli.command()
 @click.pass_obj
 def targets(state: State) -> None:
     """List targets: what is available on this machine, and why not."""

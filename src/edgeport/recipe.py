@@ -7,7 +7,7 @@ build the same structure (see ``cli.py``), so defaults live here and nowhere els
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -47,6 +47,79 @@ class ProfileSpec(_Strict):
     device: str | None = None  # None: this machine
 
 
+Importance = Literal["magnitude", "taylor"]
+
+
+class MagnitudeStep(_Strict):
+    """Zero the smallest weights of the blocks' Linear layers (unstructured)."""
+    op: Literal["magnitude"]
+    sparsity: float = Field(gt=0, lt=1)
+    scope: Literal["global", "layer"] = "global"
+
+
+class HeadsStep(_Strict):
+    """Keep a fraction (0.5) or a count (4) of the attention heads of every block."""
+    op: Literal["prune_heads"]
+    keep: float | int = Field(gt=0)
+    importance: Importance = "taylor"
+
+
+class FfnStep(_Strict):
+    """Keep a fraction or a count of the FFN neurons of every block."""
+    op: Literal["prune_ffn"]
+    keep: float | int = Field(gt=0)
+    importance: Importance = "taylor"
+
+
+class BlocksStep(_Strict):
+    """Keep a count of evenly spaced blocks (first and last included), or the listed ones."""
+    op: Literal["drop_blocks"]
+    keep: int | list[int]
+
+
+class VocabStep(_Strict):
+    """Keep the embedding rows of tokens used at least ``min_count`` times in the data."""
+    op: Literal["prune_vocab"]
+    min_count: int = Field(1, ge=1)
+
+
+class LowRankStep(_Strict):
+    """Truncated SVD of the word embeddings and/or Linear roles, by rank or retained energy."""
+    op: Literal["low_rank"]
+    roles: list[Literal["embeddings", "attn_qkv", "attn_out", "ffn_up", "ffn_down"]] = ["embeddings"]
+    rank: int | None = Field(None, gt=0)
+    energy: float | None = Field(None, gt=0, le=1)
+
+
+class DistillStep(_Strict):
+    """Train the compressed model (student) from the original (teacher) on the data."""
+    op: Literal["distill"]
+    epochs: int = Field(3, gt=0)
+    batch_size: int = Field(32, gt=0)
+    lr: float = Field(1e-4, gt=0)
+    warmup: float = Field(0.1, ge=0, lt=1)
+    alpha: float = Field(0.5, ge=0, le=1)  # weight of the labels' CE (0: pure distillation)
+    temperature: float = Field(2.0, gt=0)
+    hidden_weight: float = Field(1.0, ge=0)
+    max_length: int = Field(128, gt=0)
+    validation_fraction: float = Field(0.02, gt=0, lt=1)
+    patience: int = Field(1, ge=1)
+    max_samples: int | None = Field(None, gt=0)
+    seed: int = 0
+
+
+CompressStep = Annotated[Union[MagnitudeStep, HeadsStep, FfnStep, BlocksStep, VocabStep, LowRankStep, DistillStep],
+                         Field(discriminator="op")]
+
+
+class CompressSpec(_Strict):
+    """Passes run in order on the PyTorch model before export. ``data``: texts (and labels)
+    for Taylor importance, the vocabulary and distillation [the built-in calibration texts]."""
+    data: DataSpec | None = None
+    importance_samples: int = Field(256, gt=0)
+    steps: list[CompressStep] = Field(min_length=1)
+
+
 class Recipe(_Strict):
     model: str = "minilm"
     targets: list[str] = Field(default_factory=lambda: ["openvino-int8", "onnx-int8"])
@@ -56,6 +129,7 @@ class Recipe(_Strict):
     eval: DataSpec | None = None
     budget: BudgetSpec = Field(default_factory=BudgetSpec)
     profile: ProfileSpec = Field(default_factory=ProfileSpec)
+    compress: CompressSpec | None = None
 
     @field_validator("targets", mode="before")
     @classmethod

@@ -108,6 +108,7 @@ class Results(_Open):
     model: ModelInfo
     targets: dict[str, TargetResult] = Field(default_factory=dict)
     baseline: Profile | None = None
+    compression: dict | None = None  # the compress stage's report, when the run compressed the model
     environment: dict = Field(default_factory=dict)
     warnings: list[str] = Field(default_factory=list)
 

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import os
 import warnings
-from typing import Iterator
+from typing import Callable, Iterator
 
 from rich.console import Console
 
@@ -36,6 +36,34 @@ class UI:
         else:
             self.console.print(f"… {message}")
             yield
+
+
+    @contextlib.contextmanager
+    def progress(self, message: str, total: int) -> Iterator[Callable[..., None]]:
+        """A progress bar for long counted work; yields ``advance(n=1, status="")``. In a log
+        (not a terminal) a line is printed at every tenth of the way."""
+        if self.quiet:
+            yield lambda n=1, status="": None
+            return
+        if self.console.is_terminal:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                       TextColumn("{task.fields[status]}"))
+            with Progress(*columns, console=self.console, transient=True) as bar:
+                task = bar.add_task(message, total=total, status="")
+                yield lambda n=1, status="": bar.update(task, advance=n, status=status)
+            return
+        done = {"n": 0, "shown": 0}
+
+        def advance(n: int = 1, status: str = "") -> None:
+            done["n"] += n
+            tenth = done["n"] * 10 // max(total, 1)
+            if tenth > done["shown"]:
+                done["shown"] = tenth
+                self.console.print(f"… {message}: {done['n']}/{total} {status}".rstrip())
+
+        yield advance
 
 
 def quiet_libraries() -> None:

@@ -115,12 +115,52 @@ def model_from_path(path: Path) -> LoadedModel:
     quiet_transformers()
 
     auto = AutoModelForSequenceClassification if task == "text-classification" else AutoModel
+    structure = _structure_from_folder(path)
     try:
-        model = auto.from_pretrained(path, use_safetensors=_has_safetensors(path)).eval()
+        if structure:
+            model = _restructured_from_folder(auto, path, structure)
+        else:
+            model = auto.from_pretrained(path, use_safetensors=_has_safetensors(path)).eval()
         tokenizer = AutoTokenizer.from_pretrained(path)
     except (OSError, ValueError, RuntimeError) as exc:
         raise InputError(f"cannot load the model in '{path}': {exc}".splitlines()[0]) from exc
     return LoadedModel(path, family, task, _pooling_from_folder(path), model, tokenizer)
+
+
+def _structure_from_folder(path: Path) -> dict:
+    spec = path / SPEC_FILE
+    return _read_json(spec).get("structure", {}) if spec.is_file() else {}
+
+
+def _restructured_from_folder(auto, path: Path, structure: dict):
+    """A compressed model: built from its config, its recorded modules swapped in, then its
+    safetensors weights loaded strictly (every tensor present, every shape equal)."""
+    from safetensors.torch import load_file
+    from transformers import AutoConfig
+
+    from edgeport.compress.structure import apply_structure
+
+    if not _has_safetensors(path):
+        raise ModelNotFoundError(f"the compressed model in '{path}' has no safetensors weights")
+    model = apply_structure(auto.from_config(AutoConfig.from_pretrained(path)), structure)
+    state: dict = {}
+    for file in sorted(path.glob("*.safetensors")):
+        state.update(load_file(file))
+    model.load_state_dict(state, strict=True)
+    return model.eval()
+
+
+def structure_to_record(model) -> dict:
+    """The modules of ``model`` that its config does not describe (empty for a plain model)."""
+    import torch
+    from transformers import AutoModel, AutoModelForSequenceClassification
+
+    from edgeport.compress.structure import differs_from_config
+
+    auto = AutoModelForSequenceClassification if "SequenceClassification" in type(model).__name__ else AutoModel
+    with torch.device("meta"):
+        fresh = auto.from_config(model.config)
+    return differs_from_config(model, fresh)
 
 
 def save_model(loaded: LoadedModel, out: Path) -> None:
@@ -129,4 +169,7 @@ def save_model(loaded: LoadedModel, out: Path) -> None:
     loaded.tokenizer.save_pretrained(out)
     spec = {"task": loaded.task, "family": loaded.family.name,
             "pooling": {"mode": loaded.pooling.mode, "normalize": loaded.pooling.normalize}}
+    structure = structure_to_record(loaded.model)
+    if structure:
+        spec["structure"] = structure
     (out / SPEC_FILE).write_text(json.dumps(spec, indent=2) + "\n")

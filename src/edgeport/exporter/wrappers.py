@@ -29,15 +29,19 @@ class TaskModule(torch.nn.Module):
         out = self.m(**kwargs)
         if self.task == "text-classification":
             return out.logits
-        hidden = out.last_hidden_state
-        if self.pooling.mode == "cls":
-            pooled = hidden[:, 0]
-        else:
-            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-        if self.pooling.normalize:
-            pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
-        return pooled
+        return pooled(out.last_hidden_state, attention_mask, self.pooling)
+
+
+def pooled(hidden, attention_mask, pooling):
+    """The sentence embedding of token states: CLS or masked mean, optionally L2-normalised."""
+    if pooling.mode == "cls":
+        result = hidden[:, 0]
+    else:
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        result = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+    if pooling.normalize:
+        result = torch.nn.functional.normalize(result, p=2, dim=1)
+    return result
 
 
 def task_module(loaded: LoadedModel) -> TaskModule:

@@ -45,6 +45,30 @@ def markdown(document: dict) -> str:
              f"(INT8 flags: {', '.join(document['environment']['cpu']['int8_flags']) or 'none'}).", "",
              "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(row) + " |" for row in rows(document)]
+    if document.get("compression"):
+        lines += ["", "Compression (PyTorch, before export; measured against the original model):", "",
+                  compression_markdown(document["compression"])]
     for warning in document.get("warnings", []):
         lines.append(f"\n> warning: {warning}")
+    return "\n".join(lines) + "\n"
+
+
+COMPRESSION_COLUMNS = ("step", "pass", "parameters", "fp32 MB", "zeros", "deflated MB", "mean cos", "agreement",
+                       "accuracy", "seconds")
+
+
+def compression_rows(report: dict) -> list[list[str]]:
+    def row(step: str, name: str, m: dict, seconds) -> list[str]:
+        return [step, name, f"{m['parameters']:,}", _fmt(m["size_mb"], ".1f"), _fmt(m.get("zeros"), ".1%"),
+                _fmt(m.get("deflated_mb"), ".1f"), _fmt(m.get("mean_cosine"), ".4f"), _fmt(m.get("agreement"), ".2%"),
+                _fmt(m.get("accuracy"), ".2f"), _fmt(seconds, ".0f")]
+
+    out = [row("0", "original", report["before"], None)]
+    out += [row(str(i), p["op"], p, p["seconds"]) for i, p in enumerate(report["passes"], 1)]
+    return out
+
+
+def compression_markdown(report: dict) -> str:
+    lines = ["| " + " | ".join(COMPRESSION_COLUMNS) + " |", "|" + "---|" * len(COMPRESSION_COLUMNS)]
+    lines += ["| " + " | ".join(r) + " |" for r in compression_rows(report)]
     return "\n".join(lines) + "\n"

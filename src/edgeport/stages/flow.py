@@ -53,13 +53,22 @@ def _records(spec: DataSpec, need_labels: bool) -> Records:
 
 
 def run_export(recipe: Recipe, out: Path, ui: UI) -> dict:
-    """`edgeport export MODEL`: the model folder is exported to ONNX here."""
+    """`edgeport export MODEL` and `edgeport run`: the model folder (compressed first when
+    the recipe says so) is exported to ONNX here."""
     folder = path_from_ref(recipe.model)
     inputs = read_inputs(recipe)
     if inputs.eval is not None:
         _check_eval_task(task_from_config(read_json(folder / "config.json")))
     run = RunDir(Path(out))
-    return _run(run, source_from_model(run, recipe.model, recipe.opset, ui), recipe, inputs, ui)
+    compression = None
+    if recipe.compress is not None:
+        from edgeport.stages.compress import compress_stage
+
+        folder, compression, cached = compress_stage(run, recipe, ui)
+        ui.info(f"compressed model: {folder}" + (" (cached)" if cached else ""))
+        recipe = recipe.model_copy(update={"model": str(folder)})
+    source = source_from_model(run, recipe.model, recipe.opset, ui)
+    return _run(run, source, recipe, inputs, ui, compression)
 
 
 def run_from_onnx(recipe: Recipe, onnx_file: Path, tokenizer_dir: Path, out: Path, ui: UI) -> dict:
@@ -75,7 +84,7 @@ def _check_eval_task(task: str) -> None:
                          hint="drop --eval; fidelity is measured on held-out texts")
 
 
-def _run(run: RunDir, source: Source, recipe: Recipe, inputs: Inputs, ui: UI) -> dict:
+def _run(run: RunDir, source: Source, recipe: Recipe, inputs: Inputs, ui: UI, compression: dict | None = None) -> dict:
     classifier = source.task == "text-classification"
     if inputs.eval is not None:
         _check_eval_task(source.task)
@@ -83,7 +92,8 @@ def _run(run: RunDir, source: Source, recipe: Recipe, inputs: Inputs, ui: UI) ->
         reference = reference_from(source.reference_runner, source.tokenizer, source.input_names, classifier,
                                    inputs.eval, source.id2label)
     results = {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "model": source.info, "targets": {},
-               "environment": {"cpu": cpu_info(), "tools": tool_versions()}, "warnings": []}
+               "environment": {"cpu": cpu_info(), "tools": tool_versions()}, "warnings": [],
+               "compression": compression}
     build_all(run, source, recipe, inputs, reference, results, ui)
     if recipe.profile.enabled:
         profile_all(run, source, recipe, results, ui)
