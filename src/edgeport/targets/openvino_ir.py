@@ -127,6 +127,43 @@ class OpenVinoInt8(_OpenVinoTarget):
                 "nncf": {"model_type": "transformer", "subset_size": len(samples), "ignored_scope": kept}}
 
 
+class OpenVinoInt4(_OpenVinoTarget):
+    """INT4 weights (NNCF weight compression), activations in float: the low-bit extreme for
+    size. Options: ``group_size`` (64), ``mode`` int4_sym|int4_asym, ``ratio`` of layers in
+    INT4 (the rest INT8), ``all_layers`` (embeddings and the last layer too; default INT8)."""
+
+    name = "openvino-int4"
+    precision = "int4"
+    quantized = True
+
+    def check(self) -> Availability:
+        return missing_module("openvino", "openvino") or missing_module("nncf", "openvino") or Availability(True)
+
+    def _build_impl(self, ctx: BuildContext, out: Path) -> dict:
+        import logging
+
+        import nncf
+        import openvino as ov
+
+        nncf.set_log_level(logging.ERROR)
+        model, source = _ov_model(ctx)
+        opts = ctx.options
+        settings = {"mode": str(opts.get("mode", "int4_sym")), "group_size": int(opts.get("group_size", 64)),
+                    "ratio": float(opts.get("ratio", 1.0)),
+                    "all_layers": str(opts.get("all_layers", "false")).lower() in ("1", "true", "yes")}
+        kept = _matmuls_of(model, ctx.keep_fp)
+        kwargs = {"ignored_scope": nncf.IgnoredScope(names=kept)} if kept else {}
+        compressed = nncf.compress_weights(
+            model, mode=getattr(nncf.CompressWeightsMode, settings["mode"].upper()),
+            group_size=settings["group_size"], ratio=settings["ratio"], all_layers=settings["all_layers"], **kwargs)
+        ov.save_model(compressed, str(out / MODEL_XML), compress_to_fp16=False)
+        return {"files": FILES, "strategy": f"openvino-ir-from-{source}, nncf int4 weight compression",
+                "runtime_config": runtime_config(ctx.options),
+                "precision": {"weights": settings["mode"], "activations": "float (device plugin)",
+                              "fp32_layers": list(ctx.keep_fp)},
+                "nncf": {**settings, "ignored_scope": kept}}
+
+
 def _matmuls_of(model, modules: tuple[str, ...]) -> list[str]:
     """Names of the MatMul (and embedding Gather) nodes of an OpenVINO model that belong to
     the given modules."""

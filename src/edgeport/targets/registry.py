@@ -15,6 +15,7 @@ BUILTIN: dict[str, str] = {
     "onnx-int8": "edgeport.targets.onnxruntime_cpu:OnnxInt8",
     "openvino-fp16": "edgeport.targets.openvino_ir:OpenVinoFp16",
     "openvino-int8": "edgeport.targets.openvino_ir:OpenVinoInt8",
+    "openvino-int4": "edgeport.targets.openvino_ir:OpenVinoInt4",
     "tflite-fp32": "edgeport.targets.litert:TfliteFp32",
     "tflite-fp16": "edgeport.targets.litert:TfliteFp16",
     "tflite-int8": "edgeport.targets.litert:TfliteInt8",
