@@ -44,6 +44,7 @@ def _outputs_match(loaded, runner, threshold):
     ("openvino-int8", {}, 0.9),
     ("openvino-int8", {"source": "onnx"}, 0.9),
     ("openvino-int4", {"group_size": "16"}, 0.9),
+    ("openvino-int8-qat", {"steps": "20", "lr": "1e-4"}, 0.9),
 ])
 def test_target_builds_and_runs(tiny_ctx, tmp_path, name, options, threshold):
     loaded, ctx = tiny_ctx
@@ -60,6 +61,8 @@ def test_target_builds_and_runs(tiny_ctx, tmp_path, name, options, threshold):
         types = {str(op.get_output_element_type(0)) for op in ov.Core().read_model(str(tmp_path / "model.xml"))
                  .get_ops() if op.get_type_name() == "Constant"}
         assert types & {"<Type: 'int4_t'>", "<Type: 'uint4_t'>", "i4", "u4"}, types
+    if name == "openvino-int8-qat":
+        assert facts["qat"]["last_loss"] < facts["qat"]["first_loss"]
     if options.get("mode") == "static":
         import onnx
         ops = {n.op_type for n in onnx.load(str(tmp_path / "model.onnx")).graph.node}

@@ -16,6 +16,7 @@ BUILTIN: dict[str, str] = {
     "openvino-fp16": "edgeport.targets.openvino_ir:OpenVinoFp16",
     "openvino-int8": "edgeport.targets.openvino_ir:OpenVinoInt8",
     "openvino-int4": "edgeport.targets.openvino_ir:OpenVinoInt4",
+    "openvino-int8-qat": "edgeport.targets.openvino_qat:OpenVinoInt8Qat",
     "tflite-fp32": "edgeport.targets.litert:TfliteFp32",
     "tflite-fp16": "edgeport.targets.litert:TfliteFp16",
     "tflite-int8": "edgeport.targets.litert:TfliteInt8",
