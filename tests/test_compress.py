@@ -169,6 +169,17 @@ def test_distillation_lowers_the_loss(tiny_models, task):
     assert not student.model.training
 
 
+def test_distillation_keeps_pruned_weights_zero(tiny_models):
+    teacher, student = _fresh(tiny_models), _fresh(tiny_models)
+    prune.magnitude_prune(student, 0.5)
+    weight = student.model.bert.encoder.layer[0].intermediate.dense.weight
+    zeros = weight.detach() == 0
+    distill(student, teacher, TEXTS[:64], None, DistillStep(op="distill", epochs=1, lr=1e-2, batch_size=16),
+            UI(quiet=True))
+    assert bool((weight.detach()[zeros] == 0).all())
+    assert float((weight.detach() == 0).float().mean()) >= float(zeros.float().mean()) - 1e-6
+
+
 def test_probe_reports_agreement_and_accuracy(tiny_models):
     loaded = _fresh(tiny_models)
     probe = probe_from(loaded, HELDOUT, [str(i % 2) for i in range(len(HELDOUT))])

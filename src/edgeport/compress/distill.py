@@ -75,6 +75,18 @@ class _Objective(torch.nn.Module):
         return loss
 
 
+def sparsity_masks(model: torch.nn.Module, at_least: float = 0.1) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(weight, nonzero mask) of every Linear weight that magnitude pruning left sparse:
+    training re-applies them after each step, so pruned weights stay zero."""
+    masks = []
+    for module in model.modules():
+        if isinstance(module, torch.nn.Linear):
+            nonzero = module.weight.detach() != 0
+            if 1 - nonzero.float().mean() >= at_least:
+                masks.append((module.weight, nonzero))
+    return masks
+
+
 def _metric(result: dict) -> float:
     return result.get("accuracy", result.get("agreement", result["mean_cosine"]))
 
@@ -96,6 +108,7 @@ def distill(student: LoadedModel, teacher: LoadedModel, texts: list[str], labels
     train_labels = label_ids([labels[i] for i in train_idx], student.model.config) if labels is not None else None
 
     objective = _Objective(student, teacher, settings)
+    masks = sparsity_masks(student.model)
     teacher.model.eval()
     params = [p for p in student.model.parameters()] + list(objective.project.parameters())
     optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=0.01)
@@ -122,6 +135,9 @@ def distill(student: LoadedModel, teacher: LoadedModel, texts: list[str], labels
                 torch.nn.utils.clip_grad_norm_(params, 1.0)
                 optimizer.step()
                 schedule.step()
+                with torch.no_grad():
+                    for weight, nonzero in masks:
+                        weight.mul_(nonzero)
                 losses.append(float(loss))
                 advance(1, f"loss {np.mean(losses[-50:]):.4f}")
         student.model.eval()

@@ -24,9 +24,15 @@ FILES = [MODEL_XML, "model.bin"]
 
 def runtime_config(options: dict) -> dict:
     """Compile-time settings an artifact needs (kept in its manifest): ``inference_precision``
-    f32 keeps the ops that are not quantized in fp32 where the CPU plugin would use bf16."""
-    precision = options.get("inference_precision")
-    return {"INFERENCE_PRECISION_HINT": precision} if precision else {}
+    f32 keeps the ops that are not quantized in fp32 where the CPU plugin would use bf16;
+    ``sparse_weights_rate`` (e.g. 0.5) lets the CPU plugin run sufficiently sparse INT8
+    weights with its sparse kernels, which exist for AMX CPUs only (elsewhere: no effect)."""
+    config = {}
+    if options.get("inference_precision"):
+        config["INFERENCE_PRECISION_HINT"] = options["inference_precision"]
+    if options.get("sparse_weights_rate"):  # INT8 weights at least this sparse use sparse kernels (AMX CPUs)
+        config["CPU_SPARSE_WEIGHTS_DECOMPRESSION_RATE"] = float(options["sparse_weights_rate"])
+    return config
 
 
 class OpenVinoRunner(Runner):

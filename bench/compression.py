@@ -1,0 +1,128 @@
+#!/usr/bin/env python3
+"""Compression on the SST-2 classifier (../shared/models/minilm-sst2), each technique alone
+and combined, as x86 artifacts measured side by side with PyTorch fp32 eager:
+
+- size: the artifact's files vs the fp32 model's weights (model.safetensors),
+- speed: p50 at batch 1 x 128, every artifact and the baseline timed in their own fresh
+  processes, alternating over rounds (median p50 and its spread),
+- accuracy on ../shared/data/sst2/dev.tsv (training and calibration use train.tsv only).
+
+    python bench/compression.py [--rounds 3] [--runs 200] [--only NAME,...]
+
+The combined row is recipes/sst2-16x.yaml, the recipe users run. "+KD" rows distill for one
+epoch on 8,000 training sentences (the combined recipe trains longer). Writes
+bench/results/compression.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from _results import write_results
+from edgeport.devices.local_profile import profile_local
+from edgeport.recipe import recipe_from_dict
+from edgeport.stages.flow import run_export
+from edgeport.ui import UI, quiet_libraries
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+MODEL, TRAIN, DEV = SHARED / "models/minilm-sst2", SHARED / "data/sst2/train.tsv", SHARED / "data/sst2/dev.tsv"
+COMBINED = ROOT / "recipes" / "sst2-16x.yaml"
+QUICK_KD = {"op": "distill", "epochs": 1, "max_samples": 8000}
+NO_BUDGET = {"min_fidelity": None}
+
+VARIANTS = {  # name -> (compress steps or None, target, target options)
+    "PTQ INT8 (openvino-int8)": (None, "openvino-int8", {}),
+    "QAT INT8 (openvino-int8-qat)": (None, "openvino-int8-qat", {"steps": "300"}),
+    "INT4 weights (openvino-int4)": (None, "openvino-int4", {}),
+    "magnitude 50% +KD + PTQ": ([{"op": "magnitude", "sparsity": 0.5}, QUICK_KD], "openvino-int8", {}),
+    "magnitude 50% +KD + PTQ + sparse kernels": ([{"op": "magnitude", "sparsity": 0.5}, QUICK_KD], "openvino-int8",
+                                                 {"sparse_weights_rate": "0.5"}),
+    "heads 50% +KD + PTQ": ([{"op": "prune_heads", "keep": 0.5}, QUICK_KD], "openvino-int8", {}),
+    "FFN 33% +KD + PTQ": ([{"op": "prune_ffn", "keep": 0.33}, QUICK_KD], "openvino-int8", {}),
+    "4 of 6 blocks +KD + PTQ": ([{"op": "drop_blocks", "keep": 4}, QUICK_KD], "openvino-int8", {}),
+    "vocab + low-rank emb 128 +KD + PTQ": ([{"op": "prune_vocab"}, {"op": "low_rank", "roles": ["embeddings"],
+                                             "rank": 128}, QUICK_KD], "openvino-int8", {}),
+}
+
+
+def _recipe(steps: list | None, target: str, options: dict) -> dict:
+    data = {"model": str(MODEL), "targets": [target], "target_options": {target: options} if options else {},
+            "calibration": {"data": {"path": str(TRAIN), "text_column": "sentence"}, "size": 300},
+            "eval": {"path": str(DEV), "text_column": "sentence", "label_column": "label"},
+            "budget": NO_BUDGET, "profile": {"enabled": False}}
+    if steps:
+        data["compress"] = {"data": {"path": str(TRAIN), "text_column": "sentence", "label_column": "label"},
+                            "steps": steps}
+    return data
+
+
+def build(work: Path, only: set[str] | None, ui: UI) -> list[dict]:
+    plans = {name: _recipe(*spec) for name, spec in VARIANTS.items()}
+    combined = yaml.safe_load(COMBINED.read_text())
+    combined.update({"model": str(MODEL), "profile": {"enabled": False}})
+    plans["combined: recipes/sst2-16x.yaml"] = combined
+    rows = []
+    for number, (name, data) in enumerate(plans.items()):
+        if only and not any(key in name for key in only):
+            continue
+        started = time.perf_counter()
+        doc = run_export(recipe_from_dict(data), work / f"v{number}", ui)
+        (target, entry), = doc["targets"].items()
+        comp = doc.get("compression") or {}
+        rows.append({"name": name, "target": target, "folder": Path(entry["artifact"]), "size_mb": entry["size_mb"],
+                     "parameters": doc["model"]["parameters"], "accuracy": entry["accuracy"]["artifact"],
+                     "fp32_accuracy": (comp.get("before") or {}).get("accuracy", entry["accuracy"]["fp32"]),
+                     "agreement": entry["accuracy"]["label_agreement"], "seconds": time.perf_counter() - started,
+                     "passes": [p["op"] for p in comp.get("passes", [])], "p50": []})
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--only", help="comma-separated name fragments of the variants to run")
+    parser.add_argument("--work", type=Path, default=Path("runs/bench-compression"))
+    args = parser.parse_args()
+    if not MODEL.is_dir():
+        raise SystemExit(f"{MODEL} is missing: this benchmark needs ../shared beside the checkout")
+    quiet_libraries()
+    ui = UI()
+    rows = build(args.work, set(args.only.split(",")) if args.only else None, ui)
+    weights_mb = sum(f.stat().st_size for f in MODEL.glob("*.safetensors")) / 1e6
+    base_p50 = []
+    for r in range(args.rounds):
+        ui.info(f"round {r + 1}/{args.rounds}: PyTorch fp32 eager")
+        base_p50.append(profile_local(MODEL, runs=args.runs, warmup=20)["latency_ms"]["p50"])
+        for row in rows:
+            ui.info(f"round {r + 1}/{args.rounds}: {row['name']}")
+            row["p50"].append(profile_local(row["folder"], runs=args.runs, warmup=20)["latency_ms"]["p50"])
+    base = statistics.median(base_p50)
+    original = rows[0]["fp32_accuracy"] if rows else None
+    md = [f"SST-2 classifier (MiniLM-L6, fp32 weights {weights_mb:.1f} MB, dev accuracy {original:.2f}), batch 1 x 128, "
+          f"{args.rounds} rounds x {args.runs} runs, {time.strftime('%Y-%m-%d')}; PyTorch fp32 eager p50 "
+          f"{base:.2f} ms ({min(base_p50):.2f}–{max(base_p50):.2f})", "",
+          "| variant | parameters | size MB | × smaller | p50 ms (spread) | × faster | dev acc | Δ points | agree | build s |",
+          "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for row in rows:
+        row["p50_median"] = statistics.median(row["p50"])
+        row["smaller"], row["faster"] = weights_mb / row["size_mb"], base / row["p50_median"]
+        row["drop_points"] = round(original - row["accuracy"], 2)
+        md.append(f"| {row['name']} | {row['parameters'] / 1e6:.2f}M | {row['size_mb']:.2f} | {row['smaller']:.1f} | "
+                  f"{row['p50_median']:.2f} ({min(row['p50']):.2f}–{max(row['p50']):.2f}) | {row['faster']:.1f} | "
+                  f"{row['accuracy']:.2f} | {-row['drop_points']:+.2f} | {row['agreement']:.1%} | {row['seconds']:.0f} |")
+    document = {"date": time.strftime("%Y-%m-%d"), "baseline_p50_ms": base_p50, "weights_mb": weights_mb,
+                "fp32_accuracy": original, "rows": rows}
+    write_results("compression", document, md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
