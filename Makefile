@@ -8,7 +8,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.edgeport-installed
 
-.PHONY: setup demo test bench bench-x86 bench-int8 bench-ssh system-deps clean
+.PHONY: setup demo test bench bench-x86 bench-int8 bench-ssh bench-compress system-deps clean
 
 setup: $(STAMP)
 
@@ -38,6 +38,10 @@ bench: setup
 # The narrower benchmarks behind individual claims in the README.
 bench-x86 bench-int8 bench-ssh: setup
 	$(BIN)/python bench/$(subst bench-x86,x86_targets,$(subst bench-int8,int8_budget,$(subst bench-ssh,ssh_vs_local,$@))).py
+
+# Compression techniques alone and combined on the SST-2 classifier (needs ../shared; ~1 h here).
+bench-compress: setup
+	$(BIN)/python bench/compression.py
 
 clean:
 	rm -rf $(VENV) runs

@@ -226,6 +226,9 @@ def test_run_recipe_compresses_then_exports(tiny_models, tmp_path, run_cli):
     assert doc["compression"]["passes"][1]["details"] == {"blocks_kept": [1]}
     assert doc["model"]["parameters"] == doc["compression"]["passes"][-1]["parameters"]
     assert doc["targets"]["onnx-int8"]["fidelity"]["samples"] > 0
+    page = (tmp_path / "run" / "report.html").read_text()
+    assert 'id="compression"' in page and "drop_blocks" in page
+    assert "| 2 | drop_blocks |" in (tmp_path / "run" / "report.md").read_text()
 
 
 @pytest.mark.parametrize("body, needle", [

@@ -7,7 +7,7 @@ import html
 import json
 
 from edgeport.report import plots
-from edgeport.report.table import COLUMNS, rows
+from edgeport.report.table import COLUMNS, COMPRESSION_COLUMNS, compression_rows, rows
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem;color:#222;max-width:1200px}
@@ -40,6 +40,18 @@ def _fallback_item(name: str, fallback: dict) -> str:
             f"({html.escape(summary)})</summary>{html.escape(', '.join(layers))}</details></li>")
 
 
+def _compression(document: dict) -> str:
+    """The compress stage's passes (PyTorch, before export), when the run had one."""
+    report = document.get("compression")
+    if not report:
+        return ""
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in COMPRESSION_COLUMNS)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in row) + "</tr>"
+                   for row in compression_rows(report))
+    return (f'<h2>Compression</h2><p>Each pass in order, measured in PyTorch against the original model.</p>'
+            f'<table id="compression"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>')
+
+
 def html_report(document: dict) -> str:
     model = document["model"]
     head = "".join(f"<th>{html.escape(c)}</th>" for c in COLUMNS)
@@ -57,6 +69,7 @@ def html_report(document: dict) -> str:
 {model['size_mb']:.1f} MB; created {html.escape(document['created'])}.</p>
 {warnings}
 <h2>Summary</h2><table id="summary"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
+{_compression(document)}
 <h2>Layers kept in higher precision</h2><ul id="fallbacks">{fallbacks or '<li>none</li>'}</ul>
 <h2>Charts</h2>
 {_figure(plots.latency_distribution(document), "latency-chart", "Latency distribution per target and device")}
