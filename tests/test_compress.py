@@ -96,6 +96,7 @@ def test_evenly_spaced_blocks_keep_first_and_last():
     assert prune.evenly_spaced(6, 2) == [0, 5]
     assert prune.evenly_spaced(12, 6) == [0, 2, 4, 7, 9, 11]
     assert layer_map(2, 6) == [(0, 0), (1, 3), (2, 6)]
+    assert layer_map(4, 6, [0, 2, 3, 5]) == [(0, 0), (1, 1), (2, 3), (3, 4), (4, 6)]
 
 
 def test_low_rank_full_energy_is_exact_and_rank_shrinks(tiny_models, tmp_path):
@@ -209,6 +210,7 @@ def test_compress_command_json_and_cache(tiny_models, tmp_path, run_cli):
     doc = json.loads(out)
     assert [p["op"] for p in doc["passes"]] == ["prune_vocab", "drop_blocks", "prune_heads", "low_rank", "distill"]
     assert doc["passes"][-1]["parameters"] < doc["before"]["parameters"]
+    assert doc["passes"][-1]["details"]["layer_map"] == [[0, 0], [1, 2]]  # the kept block is the last
     assert doc["reload_max_abs"] == 0.0 and doc["cached"] is False
     assert (tmp_path / "run" / "compressed" / "compression.json").is_file()
     code, out, _ = run_cli("--json", "compress", model, "--recipe", recipe, "--out", tmp_path / "run")

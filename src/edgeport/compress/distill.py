@@ -24,9 +24,12 @@ from edgeport.recipe import DistillStep as DistillSettings
 from edgeport.ui import UI
 
 
-def layer_map(student_layers: int, teacher_layers: int) -> list[tuple[int, int]]:
-    """(student, teacher) hidden-state indices: embeddings to embeddings, block i of the
-    student to the teacher block at the same relative depth."""
+def layer_map(student_layers: int, teacher_layers: int, origin: list[int] | None = None) -> list[tuple[int, int]]:
+    """(student, teacher) hidden-state indices: embeddings to embeddings; student block i to
+    the teacher block it was kept from (``origin``, after block dropping), else to the
+    teacher block at the same relative depth."""
+    if origin is not None and len(origin) == student_layers:
+        return [(0, 0)] + [(i + 1, block + 1) for i, block in enumerate(origin)]
     return [(0, 0)] + [(i, round(i * teacher_layers / student_layers)) for i in range(1, student_layers + 1)]
 
 
@@ -44,14 +47,15 @@ def _batches(lengths: list[int], batch_size: int, rng: random.Random) -> list[li
 
 
 class _Objective(torch.nn.Module):
-    def __init__(self, student: LoadedModel, teacher: LoadedModel, settings: DistillSettings):
+    def __init__(self, student: LoadedModel, teacher: LoadedModel, settings: DistillSettings,
+                 origin: list[int] | None):
         super().__init__()
         self.student, self.teacher, self.s = student, teacher, settings
         self.classifier = student.task == "text-classification"
         s_cfg, t_cfg = student.model.config, teacher.model.config
         s_width, t_width = s_cfg.hidden_size, t_cfg.hidden_size
         self.project = torch.nn.Linear(s_width, t_width) if s_width != t_width else torch.nn.Identity()
-        self.pairs = layer_map(s_cfg.num_hidden_layers, t_cfg.num_hidden_layers)
+        self.pairs = layer_map(s_cfg.num_hidden_layers, t_cfg.num_hidden_layers, origin)
 
     def forward(self, feeds: dict, labels: torch.Tensor | None) -> torch.Tensor:
         hidden = self.s.hidden_weight > 0
@@ -92,7 +96,8 @@ def _metric(result: dict) -> float:
 
 
 def distill(student: LoadedModel, teacher: LoadedModel, texts: list[str], labels: list[str] | None,
-            settings: DistillSettings, ui: UI) -> dict:
+            settings: DistillSettings, ui: UI, origin: list[int] | None = None) -> dict:
+    """Train ``student`` in place; ``origin``: the teacher block each student block was kept from."""
     rng = random.Random(settings.seed)
     torch.manual_seed(settings.seed)
     index = list(range(len(texts)))
@@ -107,7 +112,7 @@ def distill(student: LoadedModel, teacher: LoadedModel, texts: list[str], labels
     train_texts = [texts[i] for i in train_idx]
     train_labels = label_ids([labels[i] for i in train_idx], student.model.config) if labels is not None else None
 
-    objective = _Objective(student, teacher, settings)
+    objective = _Objective(student, teacher, settings, origin)
     masks = sparsity_masks(student.model)
     teacher.model.eval()
     params = [p for p in student.model.parameters()] + list(objective.project.parameters())
@@ -156,5 +161,6 @@ def distill(student: LoadedModel, teacher: LoadedModel, texts: list[str], labels
     student.model.load_state_dict(best_state)
     student.model.eval()
     best_epoch = max(range(len(history)), key=lambda i: (_metric(history[i]["validation"]), -i))
-    return {"train_samples": len(train_texts), "validation_samples": n_val, "history": history,
+    return {"train_samples": len(train_texts), "validation_samples": n_val, "layer_map": objective.pairs,
+            "history": history,
             "best_epoch": history[best_epoch]["epoch"]}

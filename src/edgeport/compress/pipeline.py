@@ -26,6 +26,7 @@ class Context:
 
     def __init__(self, teacher: LoadedModel, data: Records, spec: CompressSpec, ui: UI):
         self.teacher, self.data, self.spec, self.ui = teacher, data, spec, ui
+        self.origin: list[int] | None = None  # the teacher block each remaining block came from
 
     def grads(self, loaded: LoadedModel, importance: str) -> dict | None:
         if importance != "taylor":
@@ -47,7 +48,10 @@ def _ffn(loaded, step, ctx):
 
 
 def _blocks(loaded, step, ctx):
-    return prune.drop_blocks(loaded, step.keep)
+    details = prune.drop_blocks(loaded, step.keep)
+    kept = details["blocks_kept"]
+    ctx.origin = [ctx.origin[i] for i in kept] if ctx.origin else kept
+    return details
 
 
 def _vocab(loaded, step, ctx):
@@ -59,7 +63,7 @@ def _low_rank(loaded, step, ctx):
 
 
 def _distill(loaded, step, ctx):
-    return distill.distill(loaded, ctx.teacher, ctx.data.texts, ctx.data.labels, step, ctx.ui)
+    return distill.distill(loaded, ctx.teacher, ctx.data.texts, ctx.data.labels, step, ctx.ui, ctx.origin)
 
 
 PASSES: dict[str, Callable] = {"magnitude": _magnitude, "prune_heads": _heads, "prune_ffn": _ffn,

@@ -15,6 +15,7 @@ pytorch), ``files`` and ``inputs`` (names); the schema of the output is ``AGENT_
 """
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -151,7 +152,16 @@ def _load_pytorch(folder, manifest, threads):
     if threads:
         torch.set_num_threads(threads)
     auto = AutoModelForSequenceClassification if manifest.get("task") == "text-classification" else AutoModel
-    model = auto.from_pretrained(folder).eval()
+    spec = os.path.join(folder, "edgeport.json")
+    with open(spec) if os.path.isfile(spec) else contextlib.nullcontext(None) as handle:
+        restructured = handle is not None and "structure" in json.load(handle)
+    if restructured:  # a compressed model (pruned heads, low-rank, pruned vocabulary): edgeport's loader
+        from pathlib import Path
+
+        from edgeport.exporter.load import model_from_path
+        model = model_from_path(Path(folder)).model
+    else:
+        model = auto.from_pretrained(folder).eval()
 
     def run(feeds):
         with torch.inference_mode():
