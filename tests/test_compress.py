@@ -220,7 +220,7 @@ def test_compress_command_json_and_cache(tiny_models, tmp_path, run_cli):
 def test_run_recipe_compresses_then_exports(tiny_models, tmp_path, run_cli):
     model = tiny_models("bert", "text-classification")
     recipe = tmp_path / "r.yaml"
-    recipe.write_text(f"model: {model}\ntargets: [onnx-int8]\nprofile: {{enabled: false}}\n"
+    recipe.write_text(f"model: {model}\ntargets: [onnx-int8]\nprofile: {{runs: 3, warmup: 1}}\n"
                       "budget: {min_fidelity: 0.9}\n" + RECIPE)
     code, out, err = run_cli("--json", "run", recipe, "--out", tmp_path / "run")
     assert code == 0, err
@@ -228,6 +228,8 @@ def test_run_recipe_compresses_then_exports(tiny_models, tmp_path, run_cli):
     assert doc["compression"]["passes"][1]["details"] == {"blocks_kept": [1]}
     assert doc["model"]["parameters"] == doc["compression"]["passes"][-1]["parameters"]
     assert doc["targets"]["onnx-int8"]["fidelity"]["samples"] > 0
+    assert doc["baseline"]["latency_ms"]["p50"] > 0  # the compressed PyTorch model, loaded by the agent
+    assert doc["targets"]["onnx-int8"]["latency_ms"]["p50"] > 0
     page = (tmp_path / "run" / "report.html").read_text()
     assert 'id="compression"' in page and "drop_blocks" in page
     assert "| 2 | drop_blocks |" in (tmp_path / "run" / "report.md").read_text()
