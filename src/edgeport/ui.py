@@ -76,6 +76,7 @@ def quiet_libraries() -> None:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TQDM_DISABLE", "1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is ever fetched from a hub
+    os.environ.setdefault("TORCH_LOGS", "-all")  # torch's own log handlers (set up at import) at ERROR
     os.environ["EDGEPORT_QUIET"] = "1"
 
 
