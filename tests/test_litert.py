@@ -101,3 +101,31 @@ def test_agent_profiles_tflite(ctx_and_ref, tmp_path):
     result = profile_local(tmp_path, batch=1, sequence=128, runs=5, warmup=1)
     assert (result["batch"], result["sequence"]) == (2, 32)  # the artifact's static shape wins
     assert result["runtime"]["name"] == "ai_edge_litert" and result["latency_ms"]["p50"] > 0
+
+
+def _output_dtypes(path, op_name: str) -> set[str]:
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path))
+    tensors = {t["index"]: t["dtype"].__name__ for t in interpreter.get_tensor_details()}
+    return {tensors[i] for op in interpreter._get_ops_details() if op["op_name"] == op_name for i in op["outputs"]}
+
+
+def test_int8_full_float_ops_stay_float(ctx_and_ref, tmp_path):
+    from edgeport.errors import UsageError
+
+    ctx, ref = ctx_and_ref
+    _build("tflite-int8-full", ctx, tmp_path / "int")
+    assert _output_dtypes(tmp_path / "int" / "model.tflite", "MEAN") == {"int8"}
+    ops = "ADD,MUL,MEAN,SQUARED_DIFFERENCE"
+    mixed = BuildContext(ctx.onnx_path, ctx.model_dir, ctx.input_names, ctx.output_name, ctx.calibration,
+                         {**ctx.options, "float_ops": ops})
+    target, facts = _build("tflite-int8-full", mixed, tmp_path / "mixed")
+    assert facts["precision"]["float_ops"] == ops.split(",")
+    assert _output_dtypes(tmp_path / "mixed" / "model.tflite", "MEAN") == {"float32"}
+    assert _output_dtypes(tmp_path / "mixed" / "model.tflite", "FULLY_CONNECTED") == {"int8"}
+    assert ref.check(target.runner(tmp_path / "mixed"))["fidelity"]["mean_cosine"] > 0.5
+    bad = BuildContext(ctx.onnx_path, ctx.model_dir, ctx.input_names, ctx.output_name, ctx.calibration,
+                       {**ctx.options, "float_ops": "LAYERNORM"})
+    with pytest.raises(UsageError, match="unknown TFLite op types LAYERNORM"):
+        _build("tflite-int8-full", bad, tmp_path / "bad")
