@@ -111,21 +111,22 @@ def _output_dtypes(path, op_name: str) -> set[str]:
     return {tensors[i] for op in interpreter._get_ops_details() if op["op_name"] == op_name for i in op["outputs"]}
 
 
-def test_int8_full_float_ops_stay_float(ctx_and_ref, tmp_path):
+def test_int8_full_int8_ops_restricts_int8(ctx_and_ref, tmp_path):
     from edgeport.errors import UsageError
 
     ctx, ref = ctx_and_ref
-    _build("tflite-int8-full", ctx, tmp_path / "int")
+    _, facts = _build("tflite-int8-full", ctx, tmp_path / "int")
+    assert facts["precision"]["int8_ops"] == ["ALL_SUPPORTED"]
     assert _output_dtypes(tmp_path / "int" / "model.tflite", "MEAN") == {"int8"}
-    ops = "ADD,MUL,MEAN,SQUARED_DIFFERENCE"
+    ops = "FULLY_CONNECTED,BATCH_MATMUL"
     mixed = BuildContext(ctx.onnx_path, ctx.model_dir, ctx.input_names, ctx.output_name, ctx.calibration,
-                         {**ctx.options, "float_ops": ops})
+                         {**ctx.options, "int8_ops": ops})
     target, facts = _build("tflite-int8-full", mixed, tmp_path / "mixed")
-    assert facts["precision"]["float_ops"] == ops.split(",")
+    assert facts["precision"]["int8_ops"] == ops.split(",")
     assert _output_dtypes(tmp_path / "mixed" / "model.tflite", "MEAN") == {"float32"}
-    assert _output_dtypes(tmp_path / "mixed" / "model.tflite", "FULLY_CONNECTED") == {"int8"}
+    assert "int8" in _output_dtypes(tmp_path / "mixed" / "model.tflite", "FULLY_CONNECTED")
     assert ref.check(target.runner(tmp_path / "mixed"))["fidelity"]["mean_cosine"] > 0.5
     bad = BuildContext(ctx.onnx_path, ctx.model_dir, ctx.input_names, ctx.output_name, ctx.calibration,
-                       {**ctx.options, "float_ops": "LAYERNORM"})
+                       {**ctx.options, "int8_ops": "LAYERNORM"})
     with pytest.raises(UsageError, match="unknown TFLite op types LAYERNORM"):
         _build("tflite-int8-full", bad, tmp_path / "bad")

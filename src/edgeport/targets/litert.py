@@ -10,14 +10,15 @@ workaround, took minutes and crashed on integer inputs when quantizing, so it is
   (measured: mean cosine 0.9975, 2.7 ms vs 7.6 ms fp32 at 1 x 128 on 2 threads).
 - int8-full: int8 weights and activations from a representative dataset (the calibration
   texts), for integer-only accelerators; the accuracy budget keeps sensitive layers float.
-  Measured on MiniLM (mean cosine vs fp32 LiteRT, 40 held-out texts): every op in int8 gives
-  0.61-0.65 whatever layers fall back, because the ops between the layers break it: with only
-  FULLY_CONNECTED/BATCH_MATMUL in int8 it is 0.955, adding ADD (residuals, attention mask)
-  drops it to 0.44, MEAN 0.28 and SQUARED_DIFFERENCE 0.54 (LayerNorm), MUL 0.84; GELU,
-  SOFTMAX, RSQRT, SUB, SUM, DIV in int8 cost nothing. Option ``float_ops`` (e.g.
-  ``ADD,MUL,MEAN,SQUARED_DIFFERENCE``) keeps those op types float (no longer integer-only:
-  an NPU runs them on its CPU fallback); then the budget's layer fallback works (FFN-down
-  projections float: 0.995).
+  Measured on MiniLM (mean cosine vs fp32): every op in int8 gives 0.56-0.69 whatever
+  layers fall back, because the ops between the layers break it. With int8 only on
+  FULLY_CONNECTED/BATCH_MATMUL it is 0.955; adding ADD (residuals, attention mask) alone
+  drops it to 0.44, MEAN 0.28 and SQUARED_DIFFERENCE 0.54 (LayerNorm), MUL 0.84 (GELU,
+  SOFTMAX, RSQRT, SUB, SUM, DIV alone cost nothing, but even with ADD/MUL/MEAN/
+  SQUARED_DIFFERENCE float the rest together still give 0.56). Option ``int8_ops`` (e.g.
+  ``FULLY_CONNECTED,BATCH_MATMUL``) restricts int8 to those op types, the rest stays float
+  (no longer integer-only: an NPU runs them on its CPU fallback); then the budget's layer
+  fallback works (FFN-down projections float: 0.995).
 
 TFLite graphs have static shapes: options ``batch`` and ``sequence`` (default 1 x 128) are
 recorded in the manifest with the signature (``serving_default``; inputs are int32 named
@@ -199,16 +200,19 @@ class TfliteInt8(_QuantizedLiteRt):
         _keep_float(manager, ctx.keep_fp)
 
 
-def float_ops(options: dict) -> list:
-    """The TFLite op types option ``float_ops`` keeps float (comma-separated names)."""
+def int8_ops(options: dict) -> list:
+    """The TFLite op types that get int8 weights and activations: option ``int8_ops``
+    (comma-separated names), every supported op by default."""
     from ai_edge_quantizer import qtyping
 
-    names = [n.strip().upper() for n in str(options.get("float_ops", "")).split(",") if n.strip()]
+    names = [n.strip().upper() for n in str(options.get("int8_ops", "")).split(",") if n.strip()]
+    if not names:
+        return [qtyping.TFLOperationName.ALL_SUPPORTED]
     known = {op.name: op for op in qtyping.TFLOperationName}
     unknown = [n for n in names if n not in known]
     if unknown:
-        raise UsageError(f"tflite-int8-full.float_ops: unknown TFLite op types {', '.join(unknown)}",
-                         hint="e.g. ADD,MUL,MEAN,SQUARED_DIFFERENCE")
+        raise UsageError(f"tflite-int8-full.int8_ops: unknown TFLite op types {', '.join(unknown)}",
+                         hint="e.g. FULLY_CONNECTED,BATCH_MATMUL")
     return [known[n] for n in names]
 
 
@@ -220,13 +224,8 @@ class TfliteInt8Full(_QuantizedLiteRt):
     precision_facts = {"default": "int8 weights and activations"}
 
     def _add_configs(self, manager, ctx):
-        from ai_edge_quantizer import algorithm_manager, qtyping
-
-        manager.add_static_config(regex=".*", operation_name=qtyping.TFLOperationName.ALL_SUPPORTED,
-                                  activation_num_bits=8, weight_num_bits=8)
-        for op in float_ops(ctx.options):
-            manager.add_quantization_config(regex=".*", operation_name=op,
-                                            algorithm_key=algorithm_manager.AlgorithmName.NO_QUANTIZE)
+        for op in int8_ops(ctx.options):
+            manager.add_static_config(regex=".*", operation_name=op, activation_num_bits=8, weight_num_bits=8)
         _keep_float(manager, ctx.keep_fp)
 
     def _samples(self, ctx, shape):
@@ -236,7 +235,5 @@ class TfliteInt8Full(_QuantizedLiteRt):
 
     def _quantize(self, ctx, src, dst, shape):
         facts = {**super()._quantize(ctx, src, dst, shape), "calibration": ctx.calibration.summary()}
-        kept = [op.name for op in float_ops(ctx.options)]
-        if kept:
-            facts["precision"]["float_ops"] = kept
+        facts["precision"]["int8_ops"] = [op.name for op in int8_ops(ctx.options)]
         return facts
