@@ -181,6 +181,16 @@ def test_distillation_keeps_pruned_weights_zero(tiny_models):
     assert float((weight.detach() == 0).float().mean()) >= float(zeros.float().mean()) - 1e-6
 
 
+def test_training_labels_map_like_eval_labels(tiny_models):
+    from edgeport.compress.evaluate import label_ids
+    from edgeport.errors import DataFileError
+
+    config = _fresh(tiny_models).model.config
+    assert label_ids(["positive", "0", "NEGATIVE", "1"], config).tolist() == [1, 0, 0, 1]
+    with pytest.raises(DataFileError, match="label 'neutral' is not a class of the model"):
+        label_ids(["neutral"], config, "train.tsv")
+
+
 def test_probe_reports_agreement_and_accuracy(tiny_models):
     loaded = _fresh(tiny_models)
     probe = probe_from(loaded, HELDOUT, [str(i % 2) for i in range(len(HELDOUT))])

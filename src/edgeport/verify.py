@@ -58,6 +58,20 @@ class LabelMap:
         raise ValueError(label)
 
 
+def label_indices(labels: Sequence[str], id2label: dict, source: str) -> list[int]:
+    """Class indices of a data file's labels; a label the model does not have is a data error."""
+    from edgeport.errors import DataFileError
+
+    mapping = LabelMap({int(k): v for k, v in (id2label or {}).items()})
+    try:
+        return [mapping.index(str(label)) for label in labels]
+    except ValueError as exc:
+        raise DataFileError(
+            f"{source}: label '{exc}' is not a class of the model",
+            hint=f"the model's labels: {', '.join(map(str, (id2label or {}).values()))} (or their indices)",
+        ) from exc
+
+
 def accuracy(outputs: np.ndarray, reference: np.ndarray, labels: Sequence[int]) -> dict:
     gold = np.asarray(labels)
     fp32 = float(np.mean(reference.argmax(-1) == gold))

@@ -8,23 +8,23 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edgeport.calibration.feeds import feeds_from_texts
 from edgeport.exporter.load import LoadedModel
 from edgeport.exporter.wrappers import task_module
+from edgeport.verify import label_indices
 
 
-def label_ids(labels: list[str], config) -> np.ndarray:
-    """Labels as class ids: by the config's label names, else as integers."""
-    names = {str(k).lower(): int(v) for k, v in (getattr(config, "label2id", None) or {}).items()}
-    ids = []
-    for label in labels:
-        key = str(label).strip().lower()
-        ids.append(names[key] if key in names else int(key))
-    return np.asarray(ids)
+def label_ids(labels: list[str], config, source: str = "the training data") -> np.ndarray:
+    """Labels as the model's class indices (names or integers, as in eval files)."""
+    return np.asarray(label_indices(labels, getattr(config, "id2label", None), source))
 
 
 def encode(loaded: LoadedModel, texts: list[str], max_length: int = 128) -> dict:
-    feeds = loaded.tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
-    return {name: feeds[name] for name in loaded.family.inputs if name in feeds}
+    """A batch of texts as the model's torch inputs (padded to the longest)."""
+    import torch
+
+    feeds = feeds_from_texts(loaded.tokenizer, texts, loaded.family.inputs, max_length)
+    return {name: torch.from_numpy(value) for name, value in feeds.items()}
 
 
 def outputs_of(loaded: LoadedModel, texts: list[str], batch: int = 32) -> np.ndarray:

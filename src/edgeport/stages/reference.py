@@ -10,9 +10,8 @@ import numpy as np
 
 from edgeport.calibration.data import Records, builtin_texts
 from edgeport.calibration.feeds import batched_feeds
-from edgeport.errors import DataFileError
 from edgeport.targets.base import Runner
-from edgeport.verify import VERIFY_BATCH, LabelMap, accuracy, fidelity, run_batches
+from edgeport.verify import VERIFY_BATCH, accuracy, fidelity, label_indices, run_batches
 
 
 @dataclass
@@ -63,17 +62,6 @@ class Reference:
         return result
 
 
-def _labels(records: Records, id2label: dict[int, str]) -> list[int]:
-    mapping = LabelMap({int(k): v for k, v in id2label.items()})
-    try:
-        return [mapping.index(label) for label in records.labels]
-    except ValueError as exc:
-        raise DataFileError(
-            f"{records.source}: label '{exc}' is not a class of the model",
-            hint=f"the model's labels: {', '.join(map(str, id2label.values()))} (or their indices)",
-        ) from exc
-
-
 def reference_from(reference_runner: Runner, tokenizer, input_names, classifier: bool,
                    eval_records: Records | None, id2label: dict | None) -> Reference:
     heldout = builtin_texts("heldout")
@@ -82,6 +70,6 @@ def reference_from(reference_runner: Runner, tokenizer, input_names, classifier:
                     run_batches(reference_runner, batches))
     if eval_records is not None:
         ref.eval = eval_records
-        ref.eval_labels = _labels(eval_records, id2label or {})
+        ref.eval_labels = label_indices(eval_records.labels, id2label, eval_records.source)
         ref.eval_out = run_batches(reference_runner, batched_feeds(tokenizer, eval_records.texts, input_names, VERIFY_BATCH))
     return ref

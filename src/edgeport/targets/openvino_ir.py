@@ -102,25 +102,37 @@ class OpenVinoFp16(_OpenVinoTarget):
                 "precision": {"weights": "fp16", "compute": "chosen by the device plugin (recorded at verify)"}}
 
 
-class OpenVinoInt8(_OpenVinoTarget):
-    name = "openvino-int8"
-    precision = "int8"
+class _NncfTarget(_OpenVinoTarget):
+    """OpenVINO targets made by NNCF; the budget's fp32 layers become NNCF's ignored scope."""
+
     quantized = True
 
     def check(self) -> Availability:
         return missing_module("openvino", "openvino") or missing_module("nncf", "openvino") or Availability(True)
 
-    def _build_impl(self, ctx: BuildContext, out: Path) -> dict:
+    @staticmethod
+    def _nncf_model(ctx: BuildContext):
+        """(OpenVINO model, its source, names kept float, NNCF keyword arguments for them)."""
         import logging
 
         import nncf
-        import openvino as ov
 
         nncf.set_log_level(logging.ERROR)
         model, source = _ov_model(ctx)
-        samples = list(ctx.calibration.feeds(batch_size=1))
         kept = _matmuls_of(model, ctx.keep_fp)
-        kwargs = {"ignored_scope": nncf.IgnoredScope(names=kept)} if kept else {}
+        return model, source, kept, ({"ignored_scope": nncf.IgnoredScope(names=kept)} if kept else {})
+
+
+class OpenVinoInt8(_NncfTarget):
+    name = "openvino-int8"
+    precision = "int8"
+
+    def _build_impl(self, ctx: BuildContext, out: Path) -> dict:
+        import nncf
+        import openvino as ov
+
+        model, source, kept, kwargs = self._nncf_model(ctx)
+        samples = list(ctx.calibration.feeds(batch_size=1))
         quantized = nncf.quantize(
             model, nncf.Dataset(samples), model_type=nncf.ModelType.TRANSFORMER,
             subset_size=len(samples), **kwargs,
@@ -133,32 +145,23 @@ class OpenVinoInt8(_OpenVinoTarget):
                 "nncf": {"model_type": "transformer", "subset_size": len(samples), "ignored_scope": kept}}
 
 
-class OpenVinoInt4(_OpenVinoTarget):
+class OpenVinoInt4(_NncfTarget):
     """INT4 weights (NNCF weight compression), activations in float: the low-bit extreme for
     size. Options: ``group_size`` (64), ``mode`` int4_sym|int4_asym, ``ratio`` of layers in
     INT4 (the rest INT8), ``all_layers`` (embeddings and the last layer too; default INT8)."""
 
     name = "openvino-int4"
     precision = "int4"
-    quantized = True
-
-    def check(self) -> Availability:
-        return missing_module("openvino", "openvino") or missing_module("nncf", "openvino") or Availability(True)
 
     def _build_impl(self, ctx: BuildContext, out: Path) -> dict:
-        import logging
-
         import nncf
         import openvino as ov
 
-        nncf.set_log_level(logging.ERROR)
-        model, source = _ov_model(ctx)
+        model, source, kept, kwargs = self._nncf_model(ctx)
         opts = ctx.options
         settings = {"mode": str(opts.get("mode", "int4_sym")), "group_size": int(opts.get("group_size", 64)),
                     "ratio": float(opts.get("ratio", 1.0)),
                     "all_layers": str(opts.get("all_layers", "false")).lower() in ("1", "true", "yes")}
-        kept = _matmuls_of(model, ctx.keep_fp)
-        kwargs = {"ignored_scope": nncf.IgnoredScope(names=kept)} if kept else {}
         compressed = nncf.compress_weights(
             model, mode=getattr(nncf.CompressWeightsMode, settings["mode"].upper()),
             group_size=settings["group_size"], ratio=settings["ratio"], all_layers=settings["all_layers"], **kwargs)
