@@ -31,12 +31,12 @@ from _results import write_results
 from edgeport.calibration.data import builtin_texts, records_from_file
 from edgeport.devices.host import cpu_info
 from edgeport.devices.local_profile import profile_local
-from edgeport.exporter.load import model_from_path, path_from_ref
-from edgeport.exporter.torch_runner import TorchRunner
+from edgeport.model.load import model_from_path, path_from_ref
+from edgeport.model.torch_runner import TorchRunner
 from edgeport.recipe import recipe_from_dict
 from edgeport.stages.flow import run_export
 from edgeport.stages.reference import reference_from
-from edgeport.targets.base import Runner
+from edgeport.verify import Runner
 from edgeport.targets.onnxruntime_cpu import OrtRunner
 from edgeport.targets.openvino_ir import OpenVinoRunner
 from edgeport.ui import UI, quiet_libraries

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from edgeport.calibration.budget import Budget, fallback, units_of
-from edgeport.exporter.families import BERT
+from edgeport.model.families import BERT
 
 LAYERS = [f"encoder.layer.{b}.{m}" for b in range(2) for m in
           ("attention.self.query", "attention.output.dense", "intermediate.dense", "output.dense")]

@@ -17,9 +17,9 @@ from edgeport.compress.distill import distill, layer_map
 from edgeport.compress.evaluate import outputs_of, probe_from
 from edgeport.compress.importance import taylor_grads
 from edgeport.compress.pipeline import footprint
-from edgeport.compress.structure import LowRankEmbedding, LowRankLinear, RemappedEmbedding
+from edgeport.model.structure import LowRankEmbedding, LowRankLinear, RemappedEmbedding
 from edgeport.errors import UsageError
-from edgeport.exporter.load import SPEC_FILE, model_from_path, save_model
+from edgeport.model.load import SPEC_FILE, model_from_path, save_model
 from edgeport.exporter.onnx_export import export_onnx, random_feeds
 from edgeport.recipe import DistillStep
 from edgeport.ui import UI

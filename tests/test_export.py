@@ -8,7 +8,7 @@ import onnxruntime as ort
 import pytest
 
 from edgeport.errors import ModelNotFoundError
-from edgeport.exporter.load import model_from_path, path_from_ref, save_model
+from edgeport.model.load import model_from_path, path_from_ref, save_model
 from edgeport.exporter.onnx_export import export_onnx, random_feeds, torch_outputs
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from edgeport.exporter.families import BERT, DISTILBERT, ROBERTA, UnsupportedModelError, family_for
+from edgeport.model.families import BERT, DISTILBERT, ROBERTA, UnsupportedModelError, family_for
 from edgeport.exporter.graph import module_of_onnx_node, module_of_openvino_node
 
 

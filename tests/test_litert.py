@@ -10,13 +10,14 @@ import pytest
 
 from edgeport.calibration.data import builtin_texts
 from edgeport.exporter.graph import layers_from_onnx
-from edgeport.exporter.load import model_from_path
+from edgeport.model.load import model_from_path
 from edgeport.exporter.onnx_export import export_onnx
-from edgeport.exporter.torch_runner import TorchRunner
-from edgeport.exporter.wrappers import OUTPUT_NAME
+from edgeport.model.torch_runner import TorchRunner
+from edgeport.model.wrappers import OUTPUT_NAME
 from edgeport.stages.reference import reference_from
 from edgeport.targets import registry
-from edgeport.targets.base import BuildContext, CalibrationSet
+from edgeport.calibration.feeds import CalibrationSet
+from edgeport.targets.base import BuildContext
 from edgeport.targets.litert import tflite_regex
 
 pytest.importorskip("litert_torch", reason="the tflite extra is not installed")

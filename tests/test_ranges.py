@@ -8,7 +8,7 @@ from edgeport.calibration.data import builtin_texts
 from edgeport.calibration.feeds import batched_feeds
 from edgeport.calibration.ranges import (StaleCacheError, clip_mask_ranges, collect_ranges, read_trt_cache,
                                          trt_header, write_trt_cache)
-from edgeport.exporter.load import model_from_path
+from edgeport.model.load import model_from_path
 from edgeport.exporter.onnx_export import export_onnx
 
 

@@ -5,14 +5,15 @@ from __future__ import annotations
 import pytest
 
 from edgeport.calibration.data import builtin_texts
-from edgeport.exporter.load import model_from_path
+from edgeport.model.load import model_from_path
 from edgeport.exporter.onnx_export import export_onnx
-from edgeport.exporter.torch_runner import TorchRunner
-from edgeport.exporter.wrappers import OUTPUT_NAME
+from edgeport.model.torch_runner import TorchRunner
+from edgeport.model.wrappers import OUTPUT_NAME
 from edgeport.errors import TargetUnavailableError, UnknownTargetError
 from edgeport.stages.build import _write_manifest
 from edgeport.targets import registry
-from edgeport.targets.base import BuildContext, CalibrationSet
+from edgeport.calibration.feeds import CalibrationSet
+from edgeport.targets.base import BuildContext
 from edgeport.calibration.feeds import feeds_from_texts
 from edgeport.verify import cosine_rows
 

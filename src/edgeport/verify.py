@@ -9,12 +9,37 @@ given in points.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 import numpy as np
 
 VERIFY_BATCH = 16
+
+
+class Runner(ABC):
+    """Runs one artifact in-process. ``infer`` checks its feeds, then calls ``_infer_impl``."""
+
+    def __init__(self, input_names: Sequence[str], fixed_shape: tuple[int, int] | None = None):
+        self.input_names = tuple(input_names)
+        self.fixed_shape = fixed_shape
+
+    def infer(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        missing = [n for n in self.input_names if n not in feeds]
+        if missing:
+            raise ValueError(f"missing inputs: {', '.join(missing)}")
+        feeds = {n: np.ascontiguousarray(feeds[n], dtype=np.int64) for n in self.input_names}
+        if self.fixed_shape and feeds[self.input_names[0]].shape != self.fixed_shape:
+            raise ValueError(f"this artifact takes shape {self.fixed_shape} only")
+        return np.asarray(self._infer_impl(feeds))
+
+    @abstractmethod
+    def _infer_impl(self, feeds: dict[str, np.ndarray]) -> np.ndarray: ...
+
+    def info(self) -> dict:
+        """Runtime facts worth recording (e.g. the inference precision actually used)."""
+        return {}
 
 
 def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:

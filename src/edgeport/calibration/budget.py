@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Literal
 
-from edgeport.exporter.families import Family
+from edgeport.model.families import Family
 
 Granularity = Literal["role", "layer"]
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+import hashlib
+from dataclasses import dataclass
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -39,3 +41,26 @@ def batched_feeds(
 ) -> Iterator[dict[str, np.ndarray]]:
     for start in range(0, len(texts), batch_size):
         yield feeds_from_texts(tokenizer, texts[start:start + batch_size], input_names, max_length, fixed_length)
+
+
+@dataclass
+class CalibrationSet:
+    """Texts for calibration, tokenized on demand the way the model expects."""
+
+    source: str
+    texts: list[str]
+    tokenizer: Any
+    input_names: tuple[str, ...]
+
+    def feeds(self, batch_size: int = 1, fixed_length: int | None = None) -> Iterator[dict[str, np.ndarray]]:
+        return batched_feeds(self.tokenizer, self.texts, self.input_names, batch_size, fixed_length=fixed_length)
+
+    def longest(self, cap: int = 128) -> int:
+        """Token length of the longest text (capped): one fixed shape for calibrators that
+        stack activations across samples."""
+        lengths = [len(ids) for ids in self.tokenizer(self.texts, truncation=True, max_length=cap)["input_ids"]]
+        return max(lengths)
+
+    def summary(self) -> dict:
+        digest = hashlib.sha256("\n".join(self.texts).encode()).hexdigest()
+        return {"source": self.source, "count": len(self.texts), "sha256": digest}

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from torch import nn
 
 from edgeport.errors import UsageError
-from edgeport.exporter.families import Anatomy
-from edgeport.exporter.load import LoadedModel
+from edgeport.model.families import Anatomy
+from edgeport.model.load import LoadedModel
 
 
 @dataclass

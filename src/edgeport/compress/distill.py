@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 
 from edgeport.compress.evaluate import encode, label_ids, probe_from
-from edgeport.exporter.load import LoadedModel
-from edgeport.exporter.wrappers import pooled
+from edgeport.model.load import LoadedModel
+from edgeport.model.wrappers import pooled
 from edgeport.recipe import DistillStep as DistillSettings
 from edgeport.ui import UI
 

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgeport.calibration.feeds import feeds_from_texts
-from edgeport.exporter.load import LoadedModel
-from edgeport.exporter.wrappers import task_module
+from edgeport.model.load import LoadedModel
+from edgeport.model.wrappers import task_module
 from edgeport.verify import label_indices
 
 

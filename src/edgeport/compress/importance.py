@@ -8,7 +8,7 @@ import torch
 from edgeport.compress.blocks import Block, blocks_of
 from edgeport.compress.evaluate import encode, label_ids
 from edgeport.errors import UsageError
-from edgeport.exporter.load import LoadedModel
+from edgeport.model.load import LoadedModel
 
 
 def _score(weight: torch.Tensor, grads: dict, use_taylor: bool) -> torch.Tensor:

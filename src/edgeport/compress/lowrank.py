@@ -10,9 +10,9 @@ import torch
 from torch import nn
 
 from edgeport.compress.blocks import anatomy_of
-from edgeport.compress.structure import LowRankEmbedding, LowRankLinear, RemappedEmbedding
+from edgeport.model.structure import LowRankEmbedding, LowRankLinear, RemappedEmbedding
 from edgeport.errors import UsageError
-from edgeport.exporter.load import LoadedModel
+from edgeport.model.load import LoadedModel
 
 
 def rank_for(singular: torch.Tensor, rank: int | None, energy: float | None) -> int:

@@ -15,8 +15,8 @@ from edgeport.calibration.data import Records, sample
 from edgeport.compress import distill, lowrank, prune, vocab
 from edgeport.compress.evaluate import Probe
 from edgeport.compress.importance import taylor_grads
-from edgeport.compress.structure import parameter_count
-from edgeport.exporter.load import LoadedModel
+from edgeport.model.structure import parameter_count
+from edgeport.model.load import LoadedModel
 from edgeport.recipe import CompressSpec
 from edgeport.ui import UI
 

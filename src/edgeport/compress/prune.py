@@ -12,7 +12,7 @@ from torch import nn
 from edgeport.compress.blocks import anatomy_of, block_list, blocks_of, set_part
 from edgeport.compress.importance import head_scores, neuron_scores
 from edgeport.errors import UsageError
-from edgeport.exporter.load import LoadedModel
+from edgeport.model.load import LoadedModel
 
 
 def _kept(count: int, keep: float | int) -> int:

@@ -10,9 +10,9 @@ import torch
 from torch import nn
 
 from edgeport.compress.blocks import anatomy_of
-from edgeport.compress.structure import RemappedEmbedding
+from edgeport.model.structure import RemappedEmbedding
 from edgeport.errors import UsageError
-from edgeport.exporter.load import LoadedModel
+from edgeport.model.load import LoadedModel
 
 
 def used_ids(loaded: LoadedModel, texts: list[str], min_count: int = 1) -> list[int]:

@@ -158,7 +158,7 @@ def _load_pytorch(folder, manifest, threads):
     if restructured:  # a compressed model (pruned heads, low-rank, pruned vocabulary): edgeport's loader
         from pathlib import Path
 
-        from edgeport.exporter.load import model_from_path
+        from edgeport.model.load import model_from_path
         model = model_from_path(Path(folder)).model
     else:
         model = auto.from_pretrained(folder).eval()

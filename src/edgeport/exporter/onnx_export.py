@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from edgeport.errors import CorruptOnnxError, ParityError
-from edgeport.exporter.load import LoadedModel
-from edgeport.exporter.wrappers import OUTPUT_NAME, task_module
+from edgeport.model.load import LoadedModel
+from edgeport.model.wrappers import OUTPUT_NAME, task_module
 from edgeport.verify import cosine_rows
 
 DEFAULT_OPSET = 17

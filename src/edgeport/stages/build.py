@@ -12,7 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from edgeport.calibration.budget import Budget, fallback, units_of
-from edgeport.exporter.families import Family
+from edgeport.model.families import Family
 from edgeport.exporter.graph import layers_from_onnx
 from edgeport.runs import (code_version, MANIFEST, atomic_dir, cache_key, hash_path, mark_stage, read_json, stage_is_current,
                            tool_versions, write_json)

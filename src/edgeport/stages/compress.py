@@ -10,7 +10,7 @@ import numpy as np
 
 from edgeport.calibration.data import Records, builtin_texts, records_from_file
 from edgeport.errors import UsageError
-from edgeport.exporter.load import model_from_path, path_from_ref, save_model
+from edgeport.model.load import model_from_path, path_from_ref, save_model
 from edgeport.recipe import Recipe
 from edgeport.runs import RunDir, atomic_dir, cache_key, code_version, hash_path, mark_stage, read_json, \
     stage_is_current, write_json

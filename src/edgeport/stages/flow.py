@@ -13,7 +13,7 @@ from edgeport.calibration.data import Records, builtin_texts, records_from_file,
 from edgeport.devices.host import cpu_info, int8_warning
 from edgeport.devices.local_profile import profile_local
 from edgeport.errors import TargetUnavailableError, UsageError
-from edgeport.exporter.load import path_from_ref, task_from_config
+from edgeport.model.load import path_from_ref, task_from_config
 from edgeport.recipe import DataSpec, Recipe
 from edgeport.runs import RunDir, read_json, tool_versions
 from edgeport.stages.build import build_target
@@ -21,7 +21,8 @@ from edgeport.stages.reference import reference_from
 from edgeport.stages.single import merge_profile, save_results
 from edgeport.stages.source import Source, source_from_model, source_from_onnx
 from edgeport.targets import registry
-from edgeport.targets.base import BuildContext, CalibrationSet, Target
+from edgeport.calibration.feeds import CalibrationSet
+from edgeport.targets.base import BuildContext, Target
 from edgeport.ui import UI
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgeport.exporter.load import LoadedModel, model_from_path, path_from_ref, save_model
+from edgeport.model.load import LoadedModel, model_from_path, path_from_ref, save_model
 from edgeport.exporter.onnx_export import export_onnx
 from edgeport.runs import (code_version, MANIFEST, RunDir, atomic_dir, cache_key, hash_path, mark_stage, read_json,
                            stage_is_current, tool_versions, write_json)

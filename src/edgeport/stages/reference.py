@@ -10,7 +10,7 @@ import numpy as np
 
 from edgeport.calibration.data import Records, builtin_texts
 from edgeport.calibration.feeds import batched_feeds
-from edgeport.targets.base import Runner
+from edgeport.verify import Runner
 from edgeport.verify import VERIFY_BATCH, accuracy, fidelity, label_indices, run_batches
 
 

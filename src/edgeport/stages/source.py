@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 
 from edgeport.errors import CorruptOnnxError, InputError, ModelNotFoundError
-from edgeport.exporter.families import Family, family_for
-from edgeport.exporter.load import Task, task_from_config
+from edgeport.model.families import Family, family_for
+from edgeport.model.load import Task, task_from_config
 from edgeport.exporter.onnx_export import check_onnx
 from edgeport.runs import MANIFEST, RunDir, atomic_dir, cache_key, code_version, hash_path, mark_stage, read_json, \
     stage_is_current, write_json
-from edgeport.targets.base import Runner
+from edgeport.verify import Runner
 from edgeport.ui import UI
 
 KNOWN_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -37,8 +37,8 @@ class Source:
 
 
 def source_from_model(run: RunDir, ref: str, opset: int, ui: UI) -> Source:
-    from edgeport.exporter.torch_runner import TorchRunner
-    from edgeport.exporter.wrappers import OUTPUT_NAME
+    from edgeport.model.torch_runner import TorchRunner
+    from edgeport.model.wrappers import OUTPUT_NAME
     from edgeport.stages.model import model_info, prepare_model, prepare_onnx
 
     with ui.step(f"loading {ref}"):
@@ -109,9 +109,9 @@ def source_from_onnx(run: RunDir, onnx_file: Path, tokenizer_dir: Path, ui: UI) 
 
 def source_from_run(run: RunDir) -> Source:
     """The source of an existing run folder: its model copy and its ONNX graph, as they are."""
-    from edgeport.exporter.load import model_from_path
-    from edgeport.exporter.torch_runner import TorchRunner
-    from edgeport.exporter.wrappers import OUTPUT_NAME
+    from edgeport.model.load import model_from_path
+    from edgeport.model.torch_runner import TorchRunner
+    from edgeport.model.wrappers import OUTPUT_NAME
 
     if not (run.model_dir / "config.json").is_file() or not run.onnx_path.is_file():
         raise InputError(f"'{run.root}' has no model/ and onnx/ stages",

@@ -7,16 +7,14 @@ another precision: layers kept in higher precision are named in the manifest it 
 
 from __future__ import annotations
 
-import hashlib
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
 
-import numpy as np
-
+from edgeport.calibration.feeds import CalibrationSet
 from edgeport.errors import TargetUnavailableError
+from edgeport.verify import Runner
 
 
 @dataclass(frozen=True)
@@ -32,31 +30,6 @@ class Availability:
 
 
 @dataclass
-class CalibrationSet:
-    """Texts for calibration, tokenized on demand the way the model expects."""
-
-    source: str
-    texts: list[str]
-    tokenizer: Any
-    input_names: tuple[str, ...]
-
-    def feeds(self, batch_size: int = 1, fixed_length: int | None = None) -> Iterator[dict[str, np.ndarray]]:
-        from edgeport.calibration.feeds import batched_feeds
-
-        return batched_feeds(self.tokenizer, self.texts, self.input_names, batch_size, fixed_length=fixed_length)
-
-    def longest(self, cap: int = 128) -> int:
-        """Token length of the longest text (capped): one fixed shape for calibrators that
-        stack activations across samples."""
-        lengths = [len(ids) for ids in self.tokenizer(self.texts, truncation=True, max_length=cap)["input_ids"]]
-        return max(lengths)
-
-    def summary(self) -> dict:
-        digest = hashlib.sha256("\n".join(self.texts).encode()).hexdigest()
-        return {"source": self.source, "count": len(self.texts), "sha256": digest}
-
-
-@dataclass
 class BuildContext:
     """Everything a target's build reads: the ONNX graph, the model folder when there is
     one (None for an ONNX file brought from elsewhere), calibration texts, options, and the
@@ -69,30 +42,6 @@ class BuildContext:
     calibration: CalibrationSet
     options: dict = field(default_factory=dict)
     keep_fp: tuple[str, ...] = ()
-
-
-class Runner(ABC):
-    """Runs one artifact in-process. ``infer`` checks its feeds, then calls ``_infer_impl``."""
-
-    def __init__(self, input_names: Sequence[str], fixed_shape: tuple[int, int] | None = None):
-        self.input_names = tuple(input_names)
-        self.fixed_shape = fixed_shape
-
-    def infer(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
-        missing = [n for n in self.input_names if n not in feeds]
-        if missing:
-            raise ValueError(f"missing inputs: {', '.join(missing)}")
-        feeds = {n: np.ascontiguousarray(feeds[n], dtype=np.int64) for n in self.input_names}
-        if self.fixed_shape and feeds[self.input_names[0]].shape != self.fixed_shape:
-            raise ValueError(f"this artifact takes shape {self.fixed_shape} only")
-        return np.asarray(self._infer_impl(feeds))
-
-    @abstractmethod
-    def _infer_impl(self, feeds: dict[str, np.ndarray]) -> np.ndarray: ...
-
-    def info(self) -> dict:
-        """Runtime facts worth recording (e.g. the inference precision actually used)."""
-        return {}
 
 
 class Target(ABC):

@@ -34,7 +34,8 @@ from pathlib import Path
 import numpy as np
 
 from edgeport.errors import UsageError
-from edgeport.targets.base import Availability, BuildContext, Runner, Target, missing_module
+from edgeport.targets.base import Availability, BuildContext, Target, missing_module
+from edgeport.verify import Runner
 
 MODEL_FILE = "model.tflite"
 SIGNATURE = "serving_default"
@@ -112,8 +113,8 @@ def _convert(ctx: BuildContext, shape: tuple[int, int], dst: Path) -> None:
         import litert_torch
         import torch
 
-        from edgeport.exporter.load import model_from_path
-        from edgeport.exporter.wrappers import task_module
+        from edgeport.model.load import model_from_path
+        from edgeport.model.wrappers import task_module
 
         module = task_module(model_from_path(ctx.model_dir))
         sample = {name: torch.ones(shape, dtype=torch.long) for name in ctx.input_names}

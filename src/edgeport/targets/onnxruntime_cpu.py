@@ -19,7 +19,8 @@ from pathlib import Path
 
 
 from edgeport.exporter.graph import onnx_nodes_for
-from edgeport.targets.base import Availability, BuildContext, Runner, Target, missing_module
+from edgeport.targets.base import Availability, BuildContext, Target, missing_module
+from edgeport.verify import Runner
 
 MODEL_FILE = "model.onnx"
 STATIC_METHODS = ("minmax", "percentile", "entropy", "distribution")

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgeport.targets.base import Availability, BuildContext, Runner, Target, missing_module
+from edgeport.targets.base import Availability, BuildContext, Target, missing_module
+from edgeport.verify import Runner
 
 MODEL_XML = "model.xml"
 FILES = [MODEL_XML, "model.bin"]
@@ -63,8 +64,8 @@ def _ov_model(ctx: BuildContext):
         return ov.convert_model(str(ctx.onnx_path)), "onnx"
     import torch
 
-    from edgeport.exporter.load import model_from_path
-    from edgeport.exporter.wrappers import task_module
+    from edgeport.model.load import model_from_path
+    from edgeport.model.wrappers import task_module
 
     module = task_module(model_from_path(ctx.model_dir))
     example = {name: torch.ones((1, 16), dtype=torch.long) for name in ctx.input_names}

@@ -55,8 +55,8 @@ class OpenVinoInt8Qat(OpenVinoInt8):
         import nncf
         import openvino as ov
 
-        from edgeport.exporter.load import model_from_path
-        from edgeport.exporter.wrappers import task_module
+        from edgeport.model.load import model_from_path
+        from edgeport.model.wrappers import task_module
 
         if ctx.model_dir is None:
             raise UsageError("openvino-int8-qat trains the PyTorch model; an ONNX file alone cannot be fine-tuned",

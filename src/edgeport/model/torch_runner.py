@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from edgeport.exporter.load import LoadedModel
-from edgeport.exporter.wrappers import task_module
-from edgeport.targets.base import Runner
+from edgeport.model.load import LoadedModel
+from edgeport.model.wrappers import task_module
+from edgeport.verify import Runner
 
 
 class TorchRunner(Runner):

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from edgeport.errors import InputError, ModelNotFoundError
-from edgeport.exporter.families import Family, family_for
+from edgeport.model.families import Family, family_for
 
 Task = Literal["feature-extraction", "text-classification"]
 SPEC_FILE = "edgeport.json"
@@ -138,7 +138,7 @@ def _restructured_from_folder(auto, path: Path, structure: dict):
     from safetensors.torch import load_file
     from transformers import AutoConfig
 
-    from edgeport.compress.structure import apply_structure
+    from edgeport.model.structure import apply_structure
 
     if not _has_safetensors(path):
         raise ModelNotFoundError(f"the compressed model in '{path}' has no safetensors weights")
@@ -155,7 +155,7 @@ def structure_to_record(model) -> dict:
     import torch
     from transformers import AutoModel, AutoModelForSequenceClassification
 
-    from edgeport.compress.structure import differs_from_config
+    from edgeport.model.structure import differs_from_config
 
     auto = AutoModelForSequenceClassification if "SequenceClassification" in type(model).__name__ else AutoModel
     with torch.device("meta"):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from edgeport.exporter.load import LoadedModel
+from edgeport.model.load import LoadedModel
 
 OUTPUT_NAME = {"feature-extraction": "embeddings", "text-classification": "logits"}
 
