@@ -26,7 +26,9 @@ class State:
         self.as_json = as_json
         self.ui = UI(quiet=as_json)
 
-    def emit(self, document: dict, human: str | None = None) -> None:
+    def emit(self, document, human: str | None = None) -> None:
+        if hasattr(document, "document"):  # a results model: rendered here, at the edge
+            document = document.document()
         if self.as_json:
             click.echo(json.dumps(document, indent=2))
         elif human:
@@ -66,6 +68,9 @@ def _export_options(func):
         click.option("--min-fidelity", type=float, default=None,
                      help="Budget: mean cosine (or top-1 agreement) vs fp32 [default 0.995; 0 disables]."),
         click.option("--max-drop", type=float, help="Budget: accuracy points lost on --eval."),
+        click.option("--budget-data", type=click.Path(path_type=Path), help="Labelled data the budget chooses "
+                     "fallback layers on (same columns as --eval) [half of --eval, label-stratified]; "
+                     "--eval then reports on data no choice saw."),
         click.option("--granularity", type=click.Choice(["role", "layer"]), default=None,
                      help="Fallback unit for the budget [default role]."),
         click.option("--batch", type=int, help="Profile batch size [1]."),
@@ -102,6 +107,9 @@ def _recipe_from_flags(model: str, flags: dict):
     budget = {k: flag(k) for k in ("min_fidelity", "max_drop", "granularity") if flag(k) is not None}
     if budget.get("min_fidelity") == 0:
         budget["min_fidelity"] = None
+    if flag("budget_data"):
+        budget["data"] = {"path": flag("budget_data"), "text_column": flag("text_column"),
+                          "label_column": flag("label_column")}
     data["budget"] = budget
     profile = {k: flag(k) for k in ("batch", "sequence", "runs", "threads", "device") if flag(k) is not None}
     profile["enabled"] = not flag("no_profile", False)
@@ -131,15 +139,15 @@ def _summary(document: dict) -> str:
     return markdown(document)
 
 
-def _finish(state: State, document: dict, out: Path) -> None:
+def _finish(state: State, results, out: Path) -> None:
     """Print the results; a budget that no configuration met is an error (exit 5), raised
     after the closest artifacts and the results were written."""
     from edgeport.errors import BudgetNotMetError
 
+    document = results.document()
     state.ui.info(f"run folder: {out}  (report: {out / 'report.html'})")
     state.emit(document, _summary(document))
-    missed = [name for name, entry in document["targets"].items()
-              if entry.get("fallback") and not entry["fallback"]["met"]]
+    missed = [name for name, entry in results.targets.items() if entry.fallback and not entry.fallback.met]
     if missed:
         raise BudgetNotMetError(
             f"budget not met by {', '.join(missed)}; the closest artifact was kept in {out}",
@@ -243,11 +251,23 @@ def targets(state: State) -> None:
 
     infos = describe_all()
     document = {"targets": {i.name: {"runtime": i.runtime, "available": i.availability.available,
-                                     "reason": str(i.availability) if not i.availability.available else ""}
+                                     "reason": str(i.availability) if not i.availability.available else "",
+                                     "options": i.options}
                             for i in infos}}
-    lines = [f"{i.name:<18} {i.runtime:<30} {'available' if i.availability.available else str(i.availability)}"
-             for i in infos]
+    lines = []
+    for i in infos:
+        lines.append(f"{i.name:<18} {i.runtime:<30} {'available' if i.availability.available else str(i.availability)}")
+        lines += [f"    {key} ({o['type']}, default {o['default']!r}): {o['help']}" for key, o in i.options.items()]
     state.emit(document, "\n".join(lines))
+
+
+@cli.command()
+@click.pass_obj
+def schema(state: State) -> None:
+    """Print the JSON Schema of results.json (and of --json output)."""
+    from edgeport.results import json_schema
+
+    click.echo(json.dumps(json_schema(), indent=2))
 
 
 @cli.command()
@@ -255,11 +275,11 @@ def targets(state: State) -> None:
 @click.pass_obj
 def report(state: State, run_dir: Path) -> None:
     """Rewrite report.md and report.html of RUN_DIR from its results.json."""
-    from edgeport.stages.single import rewrite_report
+    from edgeport.stages.results_file import rewrite_report
 
-    document = rewrite_report(run_dir)
+    results = rewrite_report(run_dir)
     state.ui.info(f"wrote {run_dir / 'report.html'}")
-    state.emit(document, _summary(document))
+    state.emit(results, _summary(results.document()))
 
 
 @cli.command()
@@ -323,10 +343,12 @@ def _connection_options(func):
     return func
 
 
-def _connection(flags: dict) -> dict:
-    return {"host": flags.pop("host"), "identity": str(flags.pop("identity") or "") or None,
-            "known_hosts": str(flags.pop("known_hosts") or "") or None,
-            "trust_new_host_key": flags.pop("trust_new_host_key"), "python": flags.pop("remote_python")}
+def _connection(flags: dict):
+    from edgeport.devices.catalog import Connection
+
+    return Connection(host=flags.pop("host"), identity=str(flags.pop("identity") or "") or None,
+                      known_hosts=str(flags.pop("known_hosts") or "") or None,
+                      trust_new_host_key=flags.pop("trust_new_host_key"), python=flags.pop("remote_python"))
 
 
 @cli.command()
@@ -336,11 +358,11 @@ def _connection(flags: dict) -> dict:
               "or a catalog name (see `edgeport devices list`).")
 @_connection_options
 @click.option("--benchmark-binary", type=click.Path(path_type=Path), help="TFLite benchmark_model for Android.")
-@click.option("--batch", type=int, default=1, show_default=True)
-@click.option("--sequence", type=int, default=128, show_default=True)
-@click.option("--runs", type=int, default=100, show_default=True)
-@click.option("--warmup", type=int, default=10, show_default=True)
-@click.option("--threads", type=int, default=None, help="Threads [all cores].")
+@click.option("--batch", type=int, help="Batch size [1].")
+@click.option("--sequence", type=int, help="Sequence length [128].")
+@click.option("--runs", type=int, help="Timed runs [100].")
+@click.option("--warmup", type=int, help="Untimed runs first [10].")
+@click.option("--threads", type=int, help="Threads [all cores].")
 @click.pass_obj
 def profile(state: State, run_dir: Path, targets: str | None, device: str | None, **flags) -> None:
     """Profile built artifacts of RUN_DIR here or on a device; merge into results.json.
@@ -350,12 +372,14 @@ def profile(state: State, run_dir: Path, targets: str | None, device: str | None
     edgeport profile runs/minilm --device jetson-orin-nano --host nvidia@10.0.0.8
     edgeport profile runs/minilm --target tflite-int8 --device adb://SERIAL --benchmark-binary ./benchmark_model
     """
-    from edgeport.stages.single import profile_run
+    from edgeport.recipe import ProfileSpec, validated
+    from edgeport.stages.profile import profile_run
 
     connection = _connection(flags)
+    spec = validated(ProfileSpec, {"device": device, **{k: v for k, v in flags.items() if v is not None}})
     with state.work():
-        document = profile_run(run_dir, targets, device, flags, state.ui, connection)
-    state.emit(document, _summary(document))
+        results = profile_run(run_dir, targets, spec, state.ui, connection)
+    state.emit(results, _summary(results.document()))
 
 
 @cli.group()

@@ -35,9 +35,12 @@ class BudgetSpec(_Strict):
     min_fidelity: float | None = Field(0.995, ge=0, le=1)
     max_drop: float | None = Field(None, ge=0)
     granularity: Literal["role", "layer"] = "role"
+    data: DataSpec | None = None  # labelled data the budget chooses on [half of the eval data]
 
 
 class ProfileSpec(_Strict):
+    """How to profile: the one place of its defaults (the standalone device agent keeps the
+    same defaults; a test holds them equal)."""
     enabled: bool = True
     batch: int = Field(1, gt=0)
     sequence: int = Field(128, gt=0)
@@ -45,6 +48,7 @@ class ProfileSpec(_Strict):
     warmup: int = Field(10, ge=0)
     threads: int | None = Field(None, gt=0)  # None: all cores
     device: str | None = None  # None: this machine
+    benchmark_binary: Path | None = None  # TFLite's benchmark_model for Android devices
 
 
 Importance = Literal["magnitude", "taylor"]
@@ -139,13 +143,18 @@ class Recipe(_Strict):
         return value
 
 
-def recipe_from_dict(data: dict) -> Recipe:
+def validated(model: type[BaseModel], data: dict):
+    """``model`` from ``data``; the first problem is a usage error naming the option."""
     try:
-        return Recipe.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "recipe"
-        raise UsageError(f"invalid option {where}: {first['msg']}", hint="see edgeport --help") from exc
+        where = ".".join(str(p) for p in first["loc"]) or model.__name__.lower()
+        raise UsageError(f"invalid option {where}: {first['msg']}", hint="see edgeport --help") from None
+
+
+def recipe_from_dict(data: dict) -> Recipe:
+    return validated(Recipe, data)
 
 
 def recipe_from_yaml(path: Path) -> Recipe:

@@ -19,65 +19,61 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from edgeport.calibration.budget import Fallback, SensitivityRow
+from edgeport.verify import Accuracy, Fidelity
+
 SCHEMA_VERSION = 1
 
 
-class _Open(BaseModel):
-    model_config = ConfigDict(extra="allow")
+class _Strict(BaseModel):
+    """Unknown keys are refused: the schema (``edgeport schema``) is the whole contract."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
-class Latency(_Open):
+class Latency(_Strict):
     """Milliseconds. p90/p99 are None where a native tool does not report them
     (TFLite's benchmark_model prints median/p5/p95 at most)."""
 
     p50: float
     p90: float | None = None
+    p95: float | None = None
     p99: float | None = None
     mean: float
     std: float = 0.0
     min: float | None = None
 
 
-class Profile(_Open):
+class Profile(_Strict):
+    """One profile of an artifact on one device (the device agent's document, or a native
+    tool's output parsed into the same shape)."""
+
     device: str
     latency_ms: Latency
-    throughput_per_s: float
+    throughput_per_s: float | None = None
     peak_rss_mb: float | None = None
+    rss_before_load_mb: float | None = None
     load_ms: float | None = None
     batch: int
     sequence: int
     threads: int | None = None
     runs: int
+    warmup: int | None = None
     runtime: dict = Field(default_factory=dict)
     environment: dict = Field(default_factory=dict)
     tool: str = "agent"
+    format: str | None = None
+    schema_: int | None = Field(None, alias="schema")
+    samples_ms: list[float] = Field(default_factory=list)
+    gpu_compute_ms: dict | None = None
+    device_memory: dict | None = None
+    cpu_fallback: bool | None = None
+    warnings: list[str] = Field(default_factory=list)
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
-class Fidelity(BaseModel):
-    mean_cosine: float
-    min_cosine: float
-    max_abs_error: float
-    top1_agreement: float | None = None
-    samples: int
-
-
-class Accuracy(BaseModel):
-    fp32: float
-    artifact: float
-    drop_points: float
-    label_agreement: float
-    samples: int
-
-
-class Fallback(_Open):
-    budget: dict
-    met: bool
-    fp32_layers: list[str] = Field(default_factory=list)
-    trials: list[dict] = Field(default_factory=list)
-    sensitivity: list[dict] = Field(default_factory=list)
-
-
-class TargetResult(_Open):
+class TargetResult(_Strict):
     artifact: str
     runtime: str
     precision: str
@@ -90,10 +86,13 @@ class TargetResult(_Open):
     fidelity: Fidelity | None = None
     accuracy: Accuracy | None = None
     fallback: Fallback | None = None
+    int8_mac_share: float | None = None  # share of the linear layers' MACs that run in INT8
+    runtime_info: dict = Field(default_factory=dict)
+    sensitivity: list[SensitivityRow] | None = None
     profiles: dict[str, Profile] = Field(default_factory=dict)
 
 
-class ModelInfo(_Open):
+class ModelInfo(_Strict):
     ref: str
     task: str
     family: str
@@ -102,16 +101,25 @@ class ModelInfo(_Open):
     sha256: str
 
 
-class Results(_Open):
+class Environment(_Strict):
+    cpu: dict = Field(default_factory=dict)
+    tools: dict = Field(default_factory=dict)
+
+
+class Results(_Strict):
     schema_version: Literal[1] = SCHEMA_VERSION
     created: str
     model: ModelInfo
     targets: dict[str, TargetResult] = Field(default_factory=dict)
     baseline: Profile | None = None
     compression: dict | None = None  # the compress stage's report, when the run compressed the model
-    environment: dict = Field(default_factory=dict)
+    environment: Environment = Field(default_factory=Environment)
     warnings: list[str] = Field(default_factory=list)
+
+    def document(self) -> dict:
+        """The JSON document (what results.json and --json hold)."""
+        return self.model_dump(mode="json", by_alias=True)
 
 
 def json_schema() -> dict:
-    return Results.model_json_schema()
+    return Results.model_json_schema(by_alias=True)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 VERIFY_BATCH = 16
 
@@ -42,6 +43,41 @@ class Runner(ABC):
         return {}
 
 
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Fidelity(_Strict):
+    """Agreement of an artifact with fp32 on a set of texts (every output compared)."""
+
+    mean_cosine: float
+    min_cosine: float
+    max_abs_error: float
+    top1_agreement: float | None = None
+    samples: int
+    source: str | None = None  # which texts: the report set's name
+
+
+class Accuracy(_Strict):
+    """Task accuracy of fp32 and the artifact on labelled data; the drop in points."""
+
+    fp32: float
+    artifact: float
+    drop_points: float
+    label_agreement: float
+    samples: int
+    source: str | None = None
+
+
+class Check(_Strict):
+    """One verification of an artifact: fidelity, accuracy (with labelled data) and the
+    runtime facts its runner reports (e.g. the precision OpenVINO actually computed in)."""
+
+    fidelity: Fidelity
+    accuracy: Accuracy | None = None
+    runtime: dict = Field(default_factory=dict)
+
+
 def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Cosine similarity of each example's output (all other axes flattened)."""
     a = a.reshape(a.shape[0], -1).astype(np.float64)
@@ -54,18 +90,14 @@ def run_batches(runner, batches: Iterable[dict[str, np.ndarray]]) -> np.ndarray:
     return np.concatenate([runner.infer(feeds) for feeds in batches], axis=0)
 
 
-def fidelity(outputs: np.ndarray, reference: np.ndarray, classifier: bool) -> dict:
+def fidelity(outputs: np.ndarray, reference: np.ndarray, classifier: bool, source: str | None = None) -> Fidelity:
     cos = cosine_rows(outputs, reference)
-    result = {
-        "mean_cosine": float(np.mean(cos)),
-        "min_cosine": float(np.min(cos)),
-        "max_abs_error": float(np.max(np.abs(outputs - reference))),
-        "top1_agreement": None,
-        "samples": int(outputs.shape[0]),
-    }
-    if classifier:
-        result["top1_agreement"] = float(np.mean(outputs.argmax(-1) == reference.argmax(-1)))
-    return result
+    return Fidelity(
+        mean_cosine=float(np.mean(cos)), min_cosine=float(np.min(cos)),
+        max_abs_error=float(np.max(np.abs(outputs - reference))),
+        top1_agreement=float(np.mean(outputs.argmax(-1) == reference.argmax(-1))) if classifier else None,
+        samples=int(outputs.shape[0]), source=source,
+    )
 
 
 @dataclass(frozen=True)
@@ -97,14 +129,10 @@ def label_indices(labels: Sequence[str], id2label: dict, source: str) -> list[in
         ) from exc
 
 
-def accuracy(outputs: np.ndarray, reference: np.ndarray, labels: Sequence[int]) -> dict:
+def accuracy(outputs: np.ndarray, reference: np.ndarray, labels: Sequence[int], source: str | None = None) -> Accuracy:
     gold = np.asarray(labels)
     fp32 = float(np.mean(reference.argmax(-1) == gold))
     got = float(np.mean(outputs.argmax(-1) == gold))
-    return {
-        "fp32": fp32,
-        "artifact": got,
-        "drop_points": round((fp32 - got) * 100, 4),
-        "label_agreement": float(np.mean(outputs.argmax(-1) == reference.argmax(-1))),
-        "samples": int(gold.shape[0]),
-    }
+    return Accuracy(fp32=fp32, artifact=got, drop_points=round((fp32 - got) * 100, 4),
+                    label_agreement=float(np.mean(outputs.argmax(-1) == reference.argmax(-1))),
+                    samples=int(gold.shape[0]), source=source)

@@ -11,10 +11,13 @@ last unit added are then quantized again one at a time where the budget still ho
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Callable, Literal
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from edgeport.model.families import Family
+from edgeport.verify import Accuracy, Check, Fidelity
 
 Granularity = Literal["role", "layer"]
 
@@ -29,23 +32,23 @@ class Budget:
     min_fidelity: float | None = 0.995
     max_drop: float | None = None
 
-    def meets(self, check: dict) -> bool:
+    def meets(self, check: Check) -> bool:
         return not self.shortfalls(check)
 
-    def shortfalls(self, check: dict) -> list[str]:
+    def shortfalls(self, check: Check) -> list[str]:
         found = []
-        fid, acc = check.get("fidelity") or {}, check.get("accuracy")
+        fid, acc = check.fidelity, check.accuracy
         if self.min_fidelity is not None:
             if acc is not None:  # a classifier with the user's labelled data: agreement there counts
-                if acc["label_agreement"] < self.min_fidelity:
-                    found.append(f"label agreement on eval data {acc['label_agreement']:.4f} < {self.min_fidelity}")
-            elif fid.get("top1_agreement") is not None:
-                if fid["top1_agreement"] < self.min_fidelity:
-                    found.append(f"top-1 agreement {fid['top1_agreement']:.4f} < {self.min_fidelity}")
-            elif fid.get("mean_cosine", 0.0) < self.min_fidelity:
-                found.append(f"mean cosine {fid.get('mean_cosine', 0.0):.4f} < {self.min_fidelity}")
-        if self.max_drop is not None and acc is not None and acc["drop_points"] > self.max_drop:
-            found.append(f"accuracy drop {acc['drop_points']:.2f} points > {self.max_drop}")
+                if acc.label_agreement < self.min_fidelity:
+                    found.append(f"label agreement on eval data {acc.label_agreement:.4f} < {self.min_fidelity}")
+            elif fid.top1_agreement is not None:
+                if fid.top1_agreement < self.min_fidelity:
+                    found.append(f"top-1 agreement {fid.top1_agreement:.4f} < {self.min_fidelity}")
+            elif fid.mean_cosine < self.min_fidelity:
+                found.append(f"mean cosine {fid.mean_cosine:.4f} < {self.min_fidelity}")
+        if self.max_drop is not None and acc is not None and acc.drop_points > self.max_drop:
+            found.append(f"accuracy drop {acc.drop_points:.2f} points > {self.max_drop}")
         return found
 
     @property
@@ -53,14 +56,13 @@ class Budget:
         return self.min_fidelity is not None or self.max_drop is not None
 
 
-def loss_of(check: dict) -> float:
+def loss_of(check: Check) -> float:
     """One number to rank by: 1 - mean cosine, plus label disagreement where measured."""
-    fid = check["fidelity"]
-    loss = 1.0 - fid["mean_cosine"]
-    if fid.get("top1_agreement") is not None:
-        loss += 1.0 - fid["top1_agreement"]
-    if check.get("accuracy"):
-        loss += 1.0 - check["accuracy"]["label_agreement"]
+    loss = 1.0 - check.fidelity.mean_cosine
+    if check.fidelity.top1_agreement is not None:
+        loss += 1.0 - check.fidelity.top1_agreement
+    if check.accuracy is not None:
+        loss += 1.0 - check.accuracy.label_agreement
     return loss
 
 
@@ -77,7 +79,7 @@ def units_of(layers: list[str], family: Family | None, granularity: Granularity)
 @dataclass
 class Trial:
     keep_fp: tuple[str, ...]
-    check: dict
+    check: Check
     meets: bool
 
 
@@ -85,20 +87,66 @@ class Trial:
 class FallbackResult:
     chosen: Trial
     trials: list[Trial] = field(default_factory=list)
-    sensitivity: list[dict] = field(default_factory=list)
+    sensitivity: list[SensitivityRow] = field(default_factory=list)
     met: bool = True
+
+    def facts(self, budget: "Budget", selection: dict) -> "Fallback":
+        return Fallback(budget=asdict(budget), met=self.met, fp32_layers=list(self.chosen.keep_fp),
+                        selection=Selection(**selection),
+                        trials=[TrialRecord(fp32_layers=len(t.keep_fp), meets=t.meets, fidelity=t.check.fidelity,
+                                            accuracy=t.check.accuracy) for t in self.trials],
+                        sensitivity=self.sensitivity)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SensitivityRow(_Strict):
+    """The fidelity lost when one unit alone is quantized."""
+
+    unit: str
+    layers: list[str]
+    loss: float
+    mean_cosine: float
+
+
+class TrialRecord(_Strict):
+    fp32_layers: int
+    meets: bool
+    fidelity: Fidelity
+    accuracy: Accuracy | None = None
+
+
+class Selection(_Strict):
+    """The texts every choice of the budget was made on (never those the artifact is graded on)."""
+
+    source: str
+    samples: int
+
+
+class Fallback(_Strict):
+    """What the budget decided for one artifact (the manifest's and results' ``fallback``):
+    the trials' figures are on the selection set."""
+
+    budget: dict
+    met: bool
+    selection: Selection
+    fp32_layers: list[str] = Field(default_factory=list)
+    trials: list[TrialRecord] = Field(default_factory=list)
+    sensitivity: list[SensitivityRow] = Field(default_factory=list)
 
 
 def rank_sensitivity(units: dict[str, tuple[str, ...]], all_layers: list[str],
-                     try_build: Callable[[tuple[str, ...]], dict]) -> list[dict]:
+                     try_build: Callable[[tuple[str, ...]], Check]) -> list[SensitivityRow]:
     """Quantize each unit alone (every other layer kept fp32); rank by loss, worst first."""
     rows = []
     for unit, members in units.items():
         keep = tuple(layer for layer in all_layers if layer not in members)
         check = try_build(keep)
-        rows.append({"unit": unit, "layers": list(members), "loss": loss_of(check),
-                     "mean_cosine": check["fidelity"]["mean_cosine"]})
-    return sorted(rows, key=lambda row: row["loss"], reverse=True)
+        rows.append(SensitivityRow(unit=unit, layers=list(members), loss=loss_of(check),
+                                   mean_cosine=check.fidelity.mean_cosine))
+    return sorted(rows, key=lambda row: row.loss, reverse=True)
 
 
 def _refine(budget: Budget, met: Trial, last_unit: list[str], try_build, trials: list[Trial], progress) -> Trial:
@@ -119,7 +167,7 @@ def _refine(budget: Budget, met: Trial, last_unit: list[str], try_build, trials:
 
 
 def fallback(budget: Budget, units: dict[str, tuple[str, ...]], all_layers: list[str],
-             try_build: Callable[[tuple[str, ...]], dict], progress: Callable[[str], None] = lambda _: None
+             try_build: Callable[[tuple[str, ...]], Check], progress: Callable[[str], None] = lambda _: None
              ) -> FallbackResult:
     """Full quantization first; if it misses the budget, rank units and fall back in order."""
     first = try_build(())
@@ -130,12 +178,12 @@ def fallback(budget: Budget, units: dict[str, tuple[str, ...]], all_layers: list
     ranking = rank_sensitivity(units, all_layers, try_build)
     keep: tuple[str, ...] = ()
     for row in ranking:
-        keep = keep + tuple(row["layers"])
-        progress(f"keeping {row['unit']} in higher precision")
+        keep = keep + tuple(row.layers)
+        progress(f"keeping {row.unit} in higher precision")
         check = try_build(keep)
         trials.append(Trial(keep, check, budget.meets(check)))
         if trials[-1].meets:
-            chosen = _refine(budget, trials[-1], row["layers"], try_build, trials, progress)
+            chosen = _refine(budget, trials[-1], row.layers, try_build, trials, progress)
             return FallbackResult(chosen, trials, ranking)
     closest = min(trials, key=lambda t: loss_of(t.check))
     return FallbackResult(closest, trials, ranking, met=False)

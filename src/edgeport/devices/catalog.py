@@ -11,7 +11,7 @@ or ``local``.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Literal
@@ -66,6 +66,18 @@ def load_catalog() -> dict[str, DeviceEntry]:
 
 
 @dataclass(frozen=True)
+class Connection:
+    """How to reach a device this time (``--host``, ``--identity``, ``--known-hosts``,
+    ``--trust-new-host-key``, ``--remote-python``)."""
+
+    host: str | None = None
+    identity: str | None = None
+    known_hosts: str | None = None
+    trust_new_host_key: bool = False
+    python: str | None = None
+
+
+@dataclass(frozen=True)
 class DeviceRef:
     """A device entry plus how to reach it this time."""
 
@@ -107,8 +119,11 @@ def _split_host(spec: str) -> tuple[str | None, str, int | None]:
     return parts.username, parts.hostname, port
 
 
-def resolve(device: str | None, host: str | None = None, **connection) -> DeviceRef:
-    """A device string (catalog name, ssh://, adb://, local) -> a Target to connect to."""
+def resolve(device: str | None, connection: Connection | None = None) -> DeviceRef:
+    """A device string (catalog name, ssh://, adb://, local) -> a device to connect to."""
+    connection = connection or Connection()
+    host = connection.host
+    connection = {k: v for k, v in asdict(connection).items() if k != "host"}
     catalog = load_catalog()
     if device in (None, "", "local"):
         return DeviceRef(catalog["local"])

@@ -8,14 +8,15 @@ from pathlib import Path
 
 from edgeport.devices import agent
 from edgeport.errors import DeviceError
+from edgeport.recipe import ProfileSpec
+from edgeport.results import Profile
 
 AGENT_PATH = Path(agent.__file__)
 
 
-def agent_argv(python: str, agent_path: str, artifact: str, batch: int, sequence: int, runs: int,
-               warmup: int, threads: int | None) -> list[str]:
-    return [python, agent_path, "--artifact", artifact, "--batch", str(batch), "--sequence", str(sequence),
-            "--runs", str(runs), "--warmup", str(warmup), "--threads", str(threads or 0)]
+def agent_argv(python: str, agent_path: str, artifact: str, spec: ProfileSpec) -> list[str]:
+    return [python, agent_path, "--artifact", artifact, "--batch", str(spec.batch), "--sequence", str(spec.sequence),
+            "--runs", str(spec.runs), "--warmup", str(spec.warmup), "--threads", str(spec.threads or 0)]
 
 
 def parse_agent_output(stdout: str, stderr: str, where: str) -> dict:
@@ -31,18 +32,18 @@ def parse_agent_output(stdout: str, stderr: str, where: str) -> dict:
     return result
 
 
-def profile_local(artifact_dir: Path, batch: int = 1, sequence: int = 128, runs: int = 100, warmup: int = 10,
-                  threads: int | None = None, timeout: float = 900) -> dict:
+def profile_local(artifact_dir: Path, spec: ProfileSpec | None = None, timeout: float = 900) -> Profile:
     from edgeport.devices.transports.base import run_argv
 
-    argv = agent_argv(sys.executable, str(AGENT_PATH), str(artifact_dir), batch, sequence, runs, warmup, threads)
+    argv = agent_argv(sys.executable, str(AGENT_PATH), str(artifact_dir), spec or ProfileSpec())
     done = run_argv(argv, timeout, "this machine")
     return as_profile(parse_agent_output(done.stdout, done.stderr, "this machine"), "local")
 
 
-def as_profile(agent_result: dict, device: str) -> dict:
-    """The agent's document in the metrics schema: device name, environment from its probe."""
+def as_profile(agent_result: dict, device: str) -> Profile:
+    """The agent's (or a native tool's) document in the metrics schema: device name,
+    environment from its probe."""
     profile = dict(agent_result)
-    profile["environment"] = profile.pop("device", {})
+    profile["environment"] = profile.pop("device", None) or profile.pop("environment", {})
     profile["device"] = device
-    return profile
+    return Profile.model_validate(profile)

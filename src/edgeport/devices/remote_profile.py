@@ -1,9 +1,11 @@
 """Profile an artifact on a device reached through a transport.
 
-Linux devices (SSH): the agent and the artifact are pushed to a scratch folder, the agent's
-sha256 is checked there, the agent runs with the device's Python and runtime, and the folder
-is removed afterwards. Android (adb): TFLite artifacts run under ``benchmark_model``. When the
-connection drops, what was left on the device is named in the error.
+The artifact is pushed to a scratch folder (each file's sha256 checked there) and timed with
+edgeport's device agent (the device's own Python and runtime), or with the native tool the
+artifact's target names (trtexec on a Jetson, benchmark_model on Android, which has no
+Python); the folder is removed afterwards. This module knows transports, not runtimes: the
+native tool's command line and parser belong to its target. When the connection drops, what
+was left on the device is named in the error.
 """
 
 from __future__ import annotations
@@ -12,13 +14,14 @@ import hashlib
 import posixpath
 from pathlib import Path
 
-from edgeport.devices.catalog import DeviceRef, resolve
+from edgeport.artifact import ArtifactManifest, NativeBenchmark
+from edgeport.devices.catalog import Connection, DeviceRef, resolve
 from edgeport.devices.local_profile import AGENT_PATH, agent_argv, as_profile, parse_agent_output
-from edgeport.devices.parsers import parse_benchmark_model
 from edgeport.devices.transports import open_transport
-from edgeport.devices.transports.base import Transport
+from edgeport.devices.transports.base import Completed, Transport
 from edgeport.errors import DeviceError
-from edgeport.runs import MANIFEST, read_json
+from edgeport.recipe import ProfileSpec
+from edgeport.results import Profile
 
 
 def _sha256(path: Path) -> str:
@@ -32,32 +35,39 @@ def push_verified(transport: Transport, local: Path, remote: str) -> None:
         raise DeviceError(f"{local.name} arrived corrupted on {transport.device.label} (sha256 mismatch)")
 
 
-def _push_artifact(transport: Transport, artifact_dir: Path, manifest: dict, remote_dir: str) -> None:
+class VerifiedShell:
+    """A transport as a native benchmark sees it: every push is checked by sha256."""
+
+    def __init__(self, transport: Transport):
+        self.transport = transport
+
+    def push(self, local: Path, remote: str) -> None:
+        push_verified(self.transport, Path(local), remote)
+
+    def pull(self, remote: str, local: Path) -> None:
+        self.transport.pull(remote, Path(local))
+
+    def exec(self, argv: list[str], timeout: float) -> Completed:
+        return self.transport.exec(argv, timeout)
+
+
+def _push_artifact(transport: Transport, artifact_dir: Path, manifest: ArtifactManifest, remote_dir: str) -> None:
     transport.check(["mkdir", "-p", remote_dir], timeout=30)
-    for name in [MANIFEST, *manifest["files"]]:
+    for name in ["manifest.json", *manifest.files]:
         push_verified(transport, artifact_dir / name, posixpath.join(remote_dir, name))
 
 
-def _timeout(spec: dict) -> float:
-    return 300 + spec.get("runs", 100) * 2.0
+def timeout_for(spec: ProfileSpec) -> float:
+    return 300 + spec.runs * 2.0
 
 
-def _with_agent(transport: Transport, device: DeviceRef, artifact_dir: Path, manifest: dict, workdir: str,
-                spec: dict) -> dict:
+def _with_agent(transport: Transport, device: DeviceRef, remote_artifact: str, workdir: str,
+                spec: ProfileSpec) -> dict:
     agent = posixpath.join(workdir, "edgeport_agent.py")
     push_verified(transport, AGENT_PATH, agent)
-    remote_artifact = posixpath.join(workdir, "artifact")
-    _push_artifact(transport, artifact_dir, manifest, remote_artifact)
-    argv = agent_argv(device.remote_python, agent, remote_artifact, spec.get("batch", 1), spec.get("sequence", 128),
-                      spec.get("runs", 100), spec.get("warmup", 10), spec.get("threads"))
-    sampler = TegrastatsSampler(transport, device, workdir) if device.entry.memory == "tegrastats" else None
-    if sampler:
-        sampler.start()
-    done = transport.exec(argv, timeout=_timeout(spec))
-    result = parse_agent_output(done.stdout, done.stderr, device.label)
-    if sampler:
-        result["device_memory"] = sampler.stop()
-    return result
+    argv = agent_argv(device.remote_python, agent, remote_artifact, spec)
+    done = transport.exec(argv, timeout=timeout_for(spec))
+    return parse_agent_output(done.stdout, done.stderr, device.label)
 
 
 class TegrastatsSampler:
@@ -85,44 +95,42 @@ class TegrastatsSampler:
             return {"reader": "tegrastats", "error": "tegrastats gave no samples"}
 
 
-def benchmark_model_argv(binary: str, model: str, threads: int | None, runs: int, use_xnnpack: bool = True) -> list[str]:
-    return [binary, f"--graph={model}", f"--num_threads={threads or 4}", f"--num_runs={runs}",
-            f"--use_xnnpack={'true' if use_xnnpack else 'false'}", "--report_peak_memory_footprint=true"]
+def _use_native(device: DeviceRef, manifest: ArtifactManifest, native: NativeBenchmark | None) -> bool:
+    if device.entry.transport == "adb":  # no Python there: the native tool or nothing
+        if native is None:
+            raise DeviceError(f"{device.label} runs artifacts with a native benchmark tool, and "
+                              f"'{manifest.target}' ({manifest.format}) has none",
+                              hint="profile a tflite-* target there, or use an SSH device")
+        return True
+    return native is not None and native.preferred and native.tool in device.entry.native_tools
 
 
-def _with_benchmark_model(transport: Transport, device: DeviceRef, artifact_dir: Path, manifest: dict,
-                          workdir: str, spec: dict) -> dict:
-    if manifest.get("format") != "tflite":
-        raise DeviceError(f"{device.label} runs TFLite artifacts; '{manifest.get('target')}' is {manifest.get('format')}")
-    binary_local = spec.get("benchmark_binary")
-    if not binary_local:
-        raise DeviceError("profiling on Android needs TFLite's benchmark_model binary",
-                          hint="pass --benchmark-binary PATH (the android_aarch64 build from the LiteRT releases)")
-    binary = posixpath.join(workdir, "benchmark_model")
-    push_verified(transport, Path(binary_local), binary)
-    transport.check(["chmod", "755", binary], timeout=30)
-    _push_artifact(transport, artifact_dir, manifest, workdir)
-    model = posixpath.join(workdir, manifest["files"][0])
-    done = transport.exec(benchmark_model_argv(binary, model, spec.get("threads"), spec.get("runs", 100)),
-                          timeout=_timeout(spec))
-    try:
-        result = parse_benchmark_model(done.stdout + "\n" + done.stderr)
-    except ValueError as exc:
-        tail = (done.stderr.strip() or done.stdout.strip() or "no output").splitlines()[-1]
-        raise DeviceError(f"benchmark_model failed on {device.label}: {tail}") from exc
-    shape = manifest.get("fixed_shape") or [spec.get("batch", 1), spec.get("sequence", 128)]
-    result.update({"batch": shape[0], "sequence": shape[1], "threads": spec.get("threads") or 4})
+def _measure(transport: Transport, ref: DeviceRef, artifact_dir: Path, manifest: ArtifactManifest, workdir: str,
+             spec: ProfileSpec, native: NativeBenchmark | None) -> dict:
+    remote_artifact = posixpath.join(workdir, "artifact")
+    _push_artifact(transport, artifact_dir, manifest, remote_artifact)
+    sampler = TegrastatsSampler(transport, ref, workdir) if ref.entry.memory == "tegrastats" else None
+    if sampler:
+        sampler.start()
+    if _use_native(ref, manifest, native):
+        tool_path = ref.entry.native_tools.get(native.tool, native.tool)
+        result = native.run(VerifiedShell(transport), tool_path, artifact_dir, remote_artifact, manifest, spec,
+                            ref.label)
+    else:
+        result = _with_agent(transport, ref, remote_artifact, workdir, spec)
+    if sampler:
+        result["device_memory"] = sampler.stop()
     return result
 
 
-def profile_remote(artifact_dir: Path, device: str, spec: dict, connection: dict | None = None) -> dict:
-    ref = resolve(device, **(connection or {}))
-    manifest = read_json(Path(artifact_dir) / MANIFEST)
-    runner = _with_benchmark_model if ref.entry.transport == "adb" else _with_agent
+def profile_remote(artifact_dir: Path, device: str, spec: ProfileSpec, connection: Connection | None = None,
+                   native: NativeBenchmark | None = None) -> Profile:
+    ref = resolve(device, connection)
+    manifest = ArtifactManifest.read(artifact_dir)
     with open_transport(ref) as transport:
         workdir = transport.make_workdir()
         try:
-            result = runner(transport, ref, Path(artifact_dir), manifest, workdir, spec)
+            result = _measure(transport, ref, Path(artifact_dir), manifest, workdir, spec, native)
         except DeviceError as exc:
             if not _cleanup(transport, workdir):
                 exc.message += f" (left {workdir} on the device)"
@@ -130,7 +138,7 @@ def profile_remote(artifact_dir: Path, device: str, spec: dict, connection: dict
         if not _cleanup(transport, workdir):
             result.setdefault("warnings", []).append(f"could not remove {workdir} on the device")
     profile = as_profile(result, ref.label)
-    profile["environment"].setdefault("transport", ref.entry.transport)
+    profile.environment.setdefault("transport", ref.entry.transport)
     return profile
 
 
@@ -142,9 +150,9 @@ def _cleanup(transport: Transport, workdir: str) -> bool:
         return False
 
 
-def probe(device: str, connection: dict | None = None) -> dict:
+def probe(device: str, connection: Connection | None = None) -> dict:
     """What a device has: OS, arch, CPU, memory, Python runtimes, native tools."""
-    ref = resolve(device, **(connection or {}))
+    ref = resolve(device, connection)
     with open_transport(ref) as transport:
         info: dict = {"device": ref.label, "transport": ref.entry.transport}
         if ref.entry.transport != "adb":

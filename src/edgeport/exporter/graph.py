@@ -48,3 +48,33 @@ def layers_from_onnx(onnx_path: Path) -> dict[str, list[str]]:
 def onnx_nodes_for(onnx_path: Path, modules: tuple[str, ...]) -> list[str]:
     layers = layers_from_onnx(onnx_path)
     return [name for module in modules for name in layers.get(module, [])]
+
+
+def linear_macs_from_onnx(onnx_path: Path) -> dict[str, int]:
+    """Module path -> multiply-accumulates per token of its weighted MatMul/Gemm nodes (the
+    weight's element count; embedding lookups have none)."""
+    import numpy as np
+    import onnx
+
+    graph = onnx.load(str(onnx_path), load_external_data=False).graph
+    shapes = {init.name: tuple(init.dims) for init in graph.initializer}
+    for node in graph.node:
+        if node.op_type == "Constant" and node.attribute and node.attribute[0].t.dims:
+            shapes[node.output[0]] = tuple(node.attribute[0].t.dims)
+    macs: dict[str, int] = {}
+    for node in graph.node:
+        if node.op_type in WEIGHTED_OPS:
+            dims = [shapes[i] for i in node.input[:2] if i in shapes]
+            if dims:
+                module = module_of_onnx_node(node.name)
+                macs[module] = macs.get(module, 0) + int(np.prod(dims[0]))
+    return macs
+
+
+def int8_mac_share(onnx_path: Path, kept_fp: tuple[str, ...] | list[str]) -> float:
+    """The share of the linear layers' multiply-accumulates that run in INT8 when the given
+    modules are kept in higher precision (every other linear layer quantized)."""
+    macs = linear_macs_from_onnx(onnx_path)
+    total = sum(macs.values())
+    kept = sum(v for module, v in macs.items() if module in set(kept_fp))
+    return (total - kept) / total if total else 0.0

@@ -12,12 +12,12 @@ from edgeport.calibration.budget import rank_sensitivity, units_of
 from edgeport.errors import UsageError
 from edgeport.exporter.graph import layers_from_onnx
 from edgeport.recipe import Recipe
+from edgeport.calibration.budget import SensitivityRow
 from edgeport.runs import RunDir, cache_key, code_version, hash_path, read_json, tool_versions, write_json
 from edgeport.stages.build import Trials
-from edgeport.stages.flow import base_manifest, calibration_of, read_inputs
-from edgeport.stages.reference import reference_from
-from edgeport.stages.single import save_results
-from edgeport.stages.source import source_from_run
+from edgeport.stages.flow import reference_of
+from edgeport.stages.results_file import load_results, save_results
+from edgeport.stages.source import calibration_of, model_facts, read_inputs, source_from_run
 from edgeport.targets.base import BuildContext
 from edgeport.ui import UI
 
@@ -29,40 +29,41 @@ def sensitivity(run_dir: Path, recipe: Recipe, granularity: str, ui: UI) -> dict
     if not targets:
         raise UsageError("sensitivity applies to quantized targets", hint="e.g. --target onnx-int8")
     source = source_from_run(run)
-    reference = reference_from(source.reference_runner, source.tokenizer, source.input_names,
-                               source.task == "text-classification", inputs.eval, source.id2label)
+    reference = reference_of(source, inputs)
     calibration = calibration_of(inputs, source)
     layers = list(layers_from_onnx(source.onnx_path))
     units = units_of(layers, source.family, granularity)
     tables = {}
     for target in targets:
         ctx = BuildContext(source.onnx_path, source.model_dir, source.input_names, source.output_name,
-                           calibration, recipe.target_options.get(target.name, {}))
+                           calibration, inputs.options[target.name], model_facts(source))
         key = cache_key(stage="sensitivity", target=target.name, model=source.info.get("sha256"),
-                        onnx=hash_path(source.onnx_path), calibration=calibration.summary(), options=ctx.options,
-                        granularity=granularity, eval=None if inputs.eval is None else inputs.eval.source,
-                        tools=tool_versions(), edgeport=code_version())
+                        onnx=hash_path(source.onnx_path), calibration=calibration.summary(),
+                        options=ctx.options.model_dump(mode="json"), granularity=granularity,
+                        reference=reference.key(), tools=tool_versions(), edgeport=code_version())
         cache_file = run.root / "calibration" / f"{target.name}-sensitivity.json"
         cached = read_json(cache_file) if cache_file.is_file() else None
         if cached and cached.get("key") == key:
             ui.info(f"{target.name}: sensitivity (cached)")
-            rows = cached["rows"]
+            rows = [SensitivityRow.model_validate(row) for row in cached["rows"]]
         else:
             if cached:
                 ui.warn(f"{target.name}: the cached sensitivity was made from other inputs or tools; measuring again")
             with tempfile.TemporaryDirectory(prefix="edgeport-sens-") as scratch, \
                     ui.step(f"{target.name}: quantizing each of {len(units)} units alone"):
-                rows = rank_sensitivity(units, layers, Trials(target, ctx, reference, base_manifest(source),
-                                                              Path(scratch)))
-            write_json(cache_file, {"key": key, "target": target.name, "granularity": granularity, "rows": rows})
+                rows = rank_sensitivity(units, layers, Trials(target, ctx, reference, Path(scratch)))
+            write_json(cache_file, {"key": key, "target": target.name, "granularity": granularity,
+                                    "selection": reference.selection.summary(),
+                                    "rows": [row.model_dump() for row in rows]})
         tables[target.name] = rows
     if run.results_path.is_file():
-        document = read_json(run.results_path)
+        run, results = load_results(run.root)
         for name, rows in tables.items():
-            if name in document["targets"]:
-                document["targets"][name]["sensitivity"] = rows
-        save_results(run, document)
-    return {"granularity": granularity, "sensitivity": tables}
+            if name in results.targets:
+                results.targets[name].sensitivity = rows
+        save_results(run, results)
+    return {"granularity": granularity, "selection": reference.selection.summary(),
+            "sensitivity": {name: [row.model_dump() for row in rows] for name, rows in tables.items()}}
 
 
 def trt_cache(run_dir: Path, recipe: Recipe, trt_version: str, method: str, ui: UI) -> Path:

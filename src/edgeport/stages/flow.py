@@ -1,59 +1,35 @@
-"""The whole flow for `edgeport export`, `build` and `run`: source (model -> ONNX, or an
-ONNX file) -> targets (built, verified, budgeted) -> local profile -> results + report.
-Inputs are read and validated before anything is written."""
+"""The conductor of `edgeport export`, `build` and `run`: source (model -> ONNX, or an ONNX
+file) -> targets (built, budgeted on the selection set, verified on the report set) -> local
+profile -> results + report. Inputs are read and validated before anything is written."""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from edgeport.calibration.budget import Budget
-from edgeport.calibration.data import Records, builtin_texts, records_from_file, sample
 from edgeport.devices.host import cpu_info, int8_warning
-from edgeport.devices.local_profile import profile_local
-from edgeport.errors import TargetUnavailableError, UsageError
+from edgeport.errors import UsageError
+from edgeport.exporter.graph import int8_mac_share
 from edgeport.model.load import path_from_ref, task_from_config
-from edgeport.recipe import DataSpec, Recipe
+from edgeport.recipe import Recipe
+from edgeport.results import Environment, ModelInfo, Results, TargetResult
 from edgeport.runs import RunDir, read_json, tool_versions
 from edgeport.stages.build import build_target
-from edgeport.stages.reference import reference_from
-from edgeport.stages.single import merge_profile, save_results
-from edgeport.stages.source import Source, source_from_model, source_from_onnx
-from edgeport.targets import registry
-from edgeport.calibration.feeds import CalibrationSet
+from edgeport.stages.profile import profile_all
+from edgeport.stages.reference import Reference, reference_from
+from edgeport.stages.results_file import save_results
+from edgeport.stages.source import Inputs, Source, calibration_of, model_facts, read_inputs, source_from_model, \
+    source_from_onnx
 from edgeport.targets.base import BuildContext, Target
 from edgeport.ui import UI
 
-
-@dataclass
-class Inputs:
-    """Everything read from the user before any output is written."""
-
-    targets: list[Target]
-    calibration: Records
-    eval: Records | None
+# Above this share of its linear layers' multiply-accumulates kept in higher precision, an
+# "INT8" artifact is mostly float: said loudly, with the faster alternative to try.
+MOSTLY_FLOAT = 0.5
 
 
-def read_inputs(recipe: Recipe) -> Inputs:
-    targets = [registry.get(name) for name in registry.parse_list(recipe.targets)]
-    for target in targets:  # say what is missing before any work starts
-        availability = target.check()
-        if not availability.available:
-            raise TargetUnavailableError(f"target '{target.name}' cannot be built here: {availability.reason}",
-                                         hint=availability.how_to_get)
-    spec = recipe.calibration
-    calib = builtin_texts("calibration") if spec.data is None else _records(spec.data, need_labels=False)
-    calib = sample(calib, spec.size, spec.seed)
-    evaluation = _records(recipe.eval, need_labels=True) if recipe.eval else None
-    return Inputs(targets, calib, evaluation)
-
-
-def _records(spec: DataSpec, need_labels: bool) -> Records:
-    return records_from_file(spec.path, spec.text_column, spec.label_column, need_labels=need_labels)
-
-
-def run_export(recipe: Recipe, out: Path, ui: UI) -> dict:
+def run_export(recipe: Recipe, out: Path, ui: UI) -> Results:
     """`edgeport export MODEL` and `edgeport run`: the model folder (compressed first when
     the recipe says so) is exported to ONNX here."""
     folder = path_from_ref(recipe.model)
@@ -72,7 +48,7 @@ def run_export(recipe: Recipe, out: Path, ui: UI) -> dict:
     return _run(run, source, recipe, inputs, ui, compression)
 
 
-def run_from_onnx(recipe: Recipe, onnx_file: Path, tokenizer_dir: Path, out: Path, ui: UI) -> dict:
+def run_from_onnx(recipe: Recipe, onnx_file: Path, tokenizer_dir: Path, out: Path, ui: UI) -> Results:
     """`edgeport build model.onnx --tokenizer DIR`: an ONNX file exported elsewhere."""
     inputs = read_inputs(recipe)
     run = RunDir(Path(out))
@@ -85,96 +61,78 @@ def _check_eval_task(task: str) -> None:
                          hint="drop --eval; fidelity is measured on held-out texts")
 
 
-def _run(run: RunDir, source: Source, recipe: Recipe, inputs: Inputs, ui: UI, compression: dict | None = None) -> dict:
-    classifier = source.task == "text-classification"
+def reference_of(source: Source, inputs: Inputs) -> Reference:
+    return reference_from(source.reference_runner, source.tokenizer, source.input_names,
+                          source.task == "text-classification", inputs.eval, source.id2label, inputs.budget_data)
+
+
+def _run(run: RunDir, source: Source, recipe: Recipe, inputs: Inputs, ui: UI, compression: dict | None = None
+         ) -> Results:
     if inputs.eval is not None:
         _check_eval_task(source.task)
     with ui.step("computing fp32 reference outputs"):
-        reference = reference_from(source.reference_runner, source.tokenizer, source.input_names, classifier,
-                                   inputs.eval, source.id2label)
-    results = {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "model": source.info, "targets": {},
-               "environment": {"cpu": cpu_info(), "tools": tool_versions()}, "warnings": [],
-               "compression": compression}
+        reference = reference_of(source, inputs)
+    results = Results(created=time.strftime("%Y-%m-%dT%H:%M:%S%z"), model=ModelInfo(**source.info),
+                      environment=Environment(cpu=cpu_info(), tools=tool_versions()), compression=compression)
     build_all(run, source, recipe, inputs, reference, results, ui)
     if recipe.profile.enabled:
-        profile_all(run, source, recipe, results, ui)
+        profile_all(run, source.model_dir, recipe.profile, results, ui)
     _keep_earlier_targets(run, results)
     return save_results(run, results)
 
 
-def _keep_earlier_targets(run: RunDir, results: dict) -> None:
+def _keep_earlier_targets(run: RunDir, results: Results) -> None:
     """Targets built into this run folder by an earlier command stay in its results, as long
     as they were built from the same model and their folders are still there."""
     if not run.results_path.is_file():
         return
     earlier = read_json(run.results_path)
-    if earlier.get("model", {}).get("sha256") != results["model"]["sha256"]:
+    if earlier.get("model", {}).get("sha256") != results.model.sha256:
         return
     for name, entry in earlier.get("targets", {}).items():
-        if name not in results["targets"] and name in run.built_targets():
-            results["targets"][name] = entry
+        if name not in results.targets and name in run.built_targets():
+            results.targets[name] = TargetResult.model_validate(entry)
 
 
-def calibration_of(inputs: Inputs, source: Source) -> CalibrationSet:
-    """The calibration texts, tokenized the way the source model expects."""
-    return CalibrationSet(inputs.calibration.source, inputs.calibration.texts, source.tokenizer, source.input_names)
-
-
-def base_manifest(source: Source) -> dict:
-    """What every artifact manifest of this source says about the model it came from."""
-    return {"task": source.task, "family": source.family.name if source.family else None,
-            "vocab_size": getattr(source.tokenizer, "vocab_size", None), "model_sha256": source.info.get("sha256")}
-
-
-def build_all(run: RunDir, source: Source, recipe: Recipe, inputs: Inputs, reference, results: dict, ui: UI) -> None:
+def build_all(run: RunDir, source: Source, recipe: Recipe, inputs: Inputs, reference: Reference, results: Results,
+              ui: UI) -> None:
     calibration = calibration_of(inputs, source)
     budget = Budget(recipe.budget.min_fidelity, recipe.budget.max_drop)
-    base = base_manifest(source)
-    warning = int8_warning(results["environment"]["cpu"])
+    facts = model_facts(source)
+    warning = int8_warning(results.environment.cpu)
     if warning and any(t.precision == "int8" for t in inputs.targets):
         ui.warn(warning)
-        results["warnings"].append(warning)
+        results.warnings.append(warning)
     for target in inputs.targets:
         ctx = BuildContext(source.onnx_path, source.model_dir, source.input_names, source.output_name,
-                           calibration, recipe.target_options.get(target.name, {}))
+                           calibration, inputs.options[target.name], facts)
         with ui.step(f"building {target.name}"):
             manifest, cached = build_target(target, ctx, run.target_dir(target.name), reference, budget,
-                                            recipe.budget.granularity, source.family, base, ui)
-        results["targets"][target.name] = target_result(run, target, manifest, cached)
-        fid = manifest["verification"]["fidelity"]
-        ui.info(f"{target.name}: mean cosine {fid['mean_cosine']:.4f}" + (" (cached)" if cached else ""))
-        fallback = manifest.get("fallback")
-        if fallback and not fallback["met"]:
-            results["warnings"].append(f"{target.name}: budget not met; the closest artifact was kept")
+                                            recipe.budget.granularity, source.family, ui)
+        entry = target_result(run, target, manifest, cached)
+        results.targets[target.name] = entry
+        fid = manifest.verification.fidelity
+        ui.info(f"{target.name}: mean cosine {fid.mean_cosine:.4f} on {fid.source}" + (" (cached)" if cached else ""))
+        if manifest.fallback and not manifest.fallback.met:
+            results.warnings.append(f"{target.name}: budget not met; the closest artifact was kept")
+        if entry.int8_mac_share is not None and entry.int8_mac_share < MOSTLY_FLOAT:
+            message = (f"{target.name} is mostly float: the budget kept {1 - entry.int8_mac_share:.0%} of its linear "
+                       f"layers' multiply-accumulates in higher precision; an fp16/bf16 target (e.g. openvino-fp16) "
+                       f"may be as accurate and faster")
+            ui.warn(message)
+            results.warnings.append(message)
 
 
-def target_result(run: RunDir, target: Target, manifest: dict, cached: bool) -> dict:
+def target_result(run: RunDir, target: Target, manifest, cached: bool) -> TargetResult:
     folder = run.target_dir(target.name)
-    size = sum((folder / f).stat().st_size for f in manifest["files"])
-    check = manifest["verification"]
-    return {
-        "artifact": str(folder), "runtime": target.runtime, "precision": target.precision,
-        "strategy": manifest.get("strategy"), "size_mb": round(size / 1e6, 3),
-        "build_seconds": manifest.get("build_seconds_total"), "cached": cached,
-        "fidelity": check["fidelity"], "accuracy": check.get("accuracy"), "fallback": manifest.get("fallback"),
-        "runtime_info": check.get("runtime", {}), "profiles": {},
-    }
-
-
-def profile_all(run: RunDir, source: Source, recipe: Recipe, results: dict, ui: UI) -> None:
-    spec = recipe.profile
-    args = dict(batch=spec.batch, sequence=spec.sequence, runs=spec.runs, warmup=spec.warmup, threads=spec.threads)
-    if source.model_dir is not None:
-        with ui.step("profiling PyTorch fp32 (baseline)"):
-            results["baseline"] = profile_local(source.model_dir, **args)
-    for name, entry in results["targets"].items():
-        with ui.step(f"profiling {name} on this machine"):
-            profile = profile_local(run.target_dir(name), **args)
-        merge_profile(entry, profile)
-        ui.info(f"{name}: p50 {profile['latency_ms']['p50']:.2f} ms, peak RSS {profile['peak_rss_mb']:.0f} MB")
-    if spec.device:
-        from edgeport.devices.profiling import profile_on
-
-        for name, entry in results["targets"].items():
-            with ui.step(f"profiling {name} on {spec.device}"):
-                merge_profile(entry, profile_on(run.target_dir(name), spec.device, args))
+    size = sum((folder / f).stat().st_size for f in manifest.files)
+    check = manifest.verification
+    share = None
+    if target.quantized and manifest.source_onnx_sha256 and (run.onnx_path).is_file():
+        share = round(int8_mac_share(run.onnx_path, manifest.precision.get("fp32_layers", [])), 4)
+    return TargetResult(
+        artifact=str(folder), runtime=target.runtime, precision=target.precision, strategy=manifest.strategy,
+        size_mb=round(size / 1e6, 3), build_seconds=manifest.build_seconds_total, cached=cached,
+        fidelity=check.fidelity, accuracy=check.accuracy, fallback=manifest.fallback, int8_mac_share=share,
+        runtime_info=check.runtime,
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edgeport.artifact import ArtifactManifest
 from edgeport.model.load import LoadedModel, model_from_path, path_from_ref, save_model
 from edgeport.exporter.onnx_export import export_onnx
 from edgeport.runs import (code_version, MANIFEST, RunDir, atomic_dir, cache_key, hash_path, mark_stage, read_json,
@@ -30,9 +31,9 @@ def prepare_model(run: RunDir, ref: str) -> tuple[LoadedModel, bool]:
     with atomic_dir(run.model_dir) as tmp:
         save_model(loaded, tmp)
         # the model folder is itself profilable by the device agent (the PyTorch fp32 baseline)
-        write_json(tmp / MANIFEST, {"format": "pytorch", "files": [], "task": loaded.task,
-                                    "inputs": list(loaded.family.inputs),
-                                    "vocab_size": loaded.model.config.vocab_size})
+        ArtifactManifest(target="pytorch-fp32", format="pytorch", runtime="torch", files=[], task=loaded.task,
+                         family=loaded.family.name, inputs=list(loaded.family.inputs),
+                         vocab_size=loaded.model.config.vocab_size).write(tmp)
         mark_stage(tmp, key)
     return loaded, False
 

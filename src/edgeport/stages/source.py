@@ -1,5 +1,7 @@
-"""Where a run starts: a Hugging Face model folder (exported here) or an ONNX file exported
-elsewhere (validated, copied). Either way the rest of the flow sees one ``Source``."""
+"""Where a run starts: what the user gave, read and validated before any output is written
+(``read_inputs``: targets and their typed options, calibration, eval and budget data), and
+the model — a Hugging Face model folder (exported here) or an ONNX file exported elsewhere
+(validated, copied). Either way the rest of the flow sees one ``Source``."""
 
 from __future__ import annotations
 
@@ -9,16 +11,60 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeport.errors import CorruptOnnxError, InputError, ModelNotFoundError
+from edgeport.artifact import ModelFacts
+from edgeport.calibration.data import Records, builtin_texts, records_from_file, sample
+from edgeport.calibration.feeds import CalibrationSet
+from edgeport.errors import CorruptOnnxError, InputError, ModelNotFoundError, TargetUnavailableError, UsageError
+from edgeport.exporter.onnx_export import check_onnx
 from edgeport.model.families import Family, family_for
 from edgeport.model.load import Task, task_from_config
-from edgeport.exporter.onnx_export import check_onnx
+from edgeport.recipe import DataSpec, Recipe
 from edgeport.runs import MANIFEST, RunDir, atomic_dir, cache_key, code_version, hash_path, mark_stage, read_json, \
     stage_is_current, write_json
-from edgeport.verify import Runner
+from edgeport.targets import registry
+from edgeport.targets.base import Target, TargetOptions
 from edgeport.ui import UI
+from edgeport.verify import Runner
 
 KNOWN_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+@dataclass
+class Inputs:
+    """Everything read from the user before any output is written."""
+
+    targets: list[Target]
+    options: dict[str, TargetOptions]
+    calibration: Records
+    eval: Records | None
+    budget_data: Records | None = None
+
+
+def read_inputs(recipe: Recipe) -> Inputs:
+    """The recipe's targets (available here, options typed and valid) and data files, read
+    and checked before any work starts."""
+    targets = [registry.get(name) for name in registry.parse_list(recipe.targets)]
+    options = registry.options_for(targets, recipe.target_options)
+    for target in targets:
+        availability = target.check()
+        if not availability.available:
+            raise TargetUnavailableError(f"target '{target.name}' cannot be built here: {availability.reason}",
+                                         hint=availability.how_to_get)
+    spec = recipe.calibration
+    calib = builtin_texts("calibration") if spec.data is None else _records(spec.data, need_labels=False)
+    calib = sample(calib, spec.size, spec.seed)
+    evaluation = _records(recipe.eval, need_labels=True) if recipe.eval else None
+    budget_data = None
+    if recipe.budget.data is not None:
+        if evaluation is None:
+            raise UsageError("--budget-data chooses fallback layers on labelled data that the eval data then "
+                             "grades; give --eval too", hint="or drop --budget-data")
+        budget_data = _records(recipe.budget.data, need_labels=True)
+    return Inputs(targets, options, calib, evaluation, budget_data)
+
+
+def _records(spec: DataSpec, need_labels: bool) -> Records:
+    return records_from_file(spec.path, spec.text_column, spec.label_column, need_labels=need_labels)
 
 
 @dataclass
@@ -75,7 +121,7 @@ def _onnx_signature(path: Path) -> tuple[tuple[str, ...], str, int]:
 def source_from_onnx(run: RunDir, onnx_file: Path, tokenizer_dir: Path, ui: UI) -> Source:
     from transformers import AutoTokenizer
 
-    from edgeport.targets.onnxruntime_cpu import OrtRunner
+    from edgeport.targets.onnxruntime_cpu import fp32_reference_runner
 
     onnx_file = Path(onnx_file)
     if not onnx_file.is_file():
@@ -104,7 +150,7 @@ def source_from_onnx(run: RunDir, onnx_file: Path, tokenizer_dir: Path, ui: UI) 
             "parameters": params, "size_mb": round(onnx_file.stat().st_size / 1e6, 3), "sha256": hash_path(onnx_file)}
     ui.info(f"onnx: {onnx_file} ({', '.join(inputs)} -> {output}); reference: the fp32 ONNX graph itself")
     return Source(str(onnx_file), run.onnx_path, None, inputs, output, task, family, tokenizer,
-                  OrtRunner(run.onnx_path), info, config.get("id2label"))
+                  fp32_reference_runner(run.onnx_path), info, config.get("id2label"))
 
 
 def source_from_run(run: RunDir) -> Source:
@@ -121,3 +167,14 @@ def source_from_run(run: RunDir) -> Source:
     return Source(info.get("ref", str(run.root)), run.onnx_path, run.model_dir, loaded.family.inputs,
                   OUTPUT_NAME[loaded.task], loaded.task, loaded.family, loaded.tokenizer, TorchRunner(loaded), info,
                   getattr(loaded.model.config, "id2label", None))
+
+
+def calibration_of(inputs: Inputs, source: Source) -> CalibrationSet:
+    """The calibration texts, tokenized the way the source model expects."""
+    return CalibrationSet(inputs.calibration.source, inputs.calibration.texts, source.tokenizer, source.input_names)
+
+
+def model_facts(source: Source) -> ModelFacts:
+    """What every artifact manifest of this source says about the model it came from."""
+    return ModelFacts(task=source.task, family=source.family.name if source.family else None,
+                      vocab_size=getattr(source.tokenizer, "vocab_size", None), model_sha256=source.info.get("sha256"))

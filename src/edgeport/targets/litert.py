@@ -32,13 +32,34 @@ import re
 from pathlib import Path
 
 import numpy as np
+from pydantic import Field, field_validator
 
+from edgeport.artifact import ArtifactManifest, Built
 from edgeport.errors import UsageError
-from edgeport.targets.base import Availability, BuildContext, Target, missing_module
+from edgeport.targets.base import Availability, BuildContext, Target, TargetOptions, missing_module
 from edgeport.verify import Runner
 
 MODEL_FILE = "model.tflite"
 SIGNATURE = "serving_default"
+
+
+class LiteRtOptions(TargetOptions):
+    batch: int = Field(1, gt=0, description="the graph's static batch size")
+    sequence: int = Field(128, gt=0, description="the graph's static sequence length (tokens)")
+
+
+class LiteRtFullOptions(LiteRtOptions):
+    int8_ops: str | None = Field(None, description="comma-separated TFLite op types that get int8 (e.g. "
+                                 "FULLY_CONNECTED,BATCH_MATMUL); the rest stays float [every op]")
+
+    @field_validator("int8_ops")
+    @classmethod
+    def _known_ops(cls, value):
+        import importlib.util
+
+        if value and importlib.util.find_spec("ai_edge_quantizer"):
+            int8_ops(value)  # raises a usage error naming the unknown op types
+        return value
 
 
 def tflite_regex(module_path: str) -> str:
@@ -69,6 +90,7 @@ class _LiteRtTarget(Target):
     runtime = "litert"
     artifact_format = "tflite"
     fixed_shape = True
+    Options = LiteRtOptions
 
     def check(self) -> Availability:
         for module in ("litert_torch", "ai_edge_quantizer", "ai_edge_litert"):
@@ -76,53 +98,52 @@ class _LiteRtTarget(Target):
                 return missing
         return Availability(True)
 
+    def native_benchmark(self):
+        from edgeport.targets.litert_benchmark import BenchmarkModel
+
+        return BenchmarkModel()
+
     def runner(self, artifact_dir: Path, threads: int | None = None) -> Runner:
-        from edgeport.runs import MANIFEST, read_json
+        manifest = ArtifactManifest.read(artifact_dir)
+        return LiteRtRunner(Path(artifact_dir) / MODEL_FILE, manifest.inputs, manifest.fixed_shape, threads)
 
-        manifest = read_json(Path(artifact_dir) / MANIFEST)
-        return LiteRtRunner(Path(artifact_dir) / MODEL_FILE, manifest["inputs"], manifest["fixed_shape"], threads)
-
-    def _build_impl(self, ctx: BuildContext, out: Path) -> dict:
+    def prepare(self, ctx: BuildContext) -> bytes:
+        """The fp32 graph, converted once per build: every budget trial re-quantizes it."""
         if ctx.model_dir is None:
             raise UsageError(f"{self.name} converts from the PyTorch model, and this run has only an ONNX file",
                              hint="run `edgeport export MODEL_FOLDER --target ...` instead of `build model.onnx`")
-        shape = (int(ctx.options.get("batch", 1)), int(ctx.options.get("sequence", 128)))
+        return convert(ctx.model_dir, ctx.input_names, (ctx.options.batch, ctx.options.sequence))
+
+    def _build_impl(self, ctx: BuildContext, out: Path, prepared: bytes | None) -> Built:
+        shape = (ctx.options.batch, ctx.options.sequence)
         fp32 = out / "fp32.tflite"
-        _convert(ctx, shape, fp32)
-        facts = self._quantize(ctx, fp32, out / MODEL_FILE, shape)
+        fp32.write_bytes(prepared if prepared is not None else self.prepare(ctx))
+        built = self._quantize(ctx, fp32, out / MODEL_FILE, shape)
         fp32.unlink(missing_ok=True) if (out / MODEL_FILE).exists() else fp32.rename(out / MODEL_FILE)
-        facts.update({"files": [MODEL_FILE], "fixed_shape": list(shape),
-                      "signature": {"key": SIGNATURE, "inputs": {n: "int32" for n in ctx.input_names},
-                                    "outputs": ["output_0"]}})
-        return facts
+        signature = {"key": SIGNATURE, "inputs": {n: "int32" for n in ctx.input_names}, "outputs": ["output_0"]}
+        return Built([MODEL_FILE], built.strategy, built.precision, calibration=built.calibration,
+                     fixed_shape=list(shape), signature=signature, details=built.details)
 
-    def _quantize(self, ctx: BuildContext, src: Path, dst: Path, shape) -> dict:
-        return {"strategy": "litert-torch", "precision": {"default": "fp32"}}
-
-
-_CONVERTED: dict[tuple[str, tuple[int, int]], bytes] = {}
+    def _quantize(self, ctx: BuildContext, src: Path, dst: Path, shape) -> Built:
+        return Built([], "litert-torch", {"default": "fp32"})
 
 
-def _convert(ctx: BuildContext, shape: tuple[int, int], dst: Path) -> None:
-    """litert-torch conversion, done once per model content and shape in a process: the
-    budget's trials re-quantize the same fp32 graph with other layers kept float."""
-    from edgeport.runs import hash_path
+def convert(model_dir: Path, input_names, shape: tuple[int, int]) -> bytes:
+    """The PyTorch model as an fp32 TFLite flatbuffer of one static shape (litert-torch)."""
+    import tempfile
 
-    key = (hash_path(ctx.model_dir), shape)
-    if key not in _CONVERTED:
-        import litert_torch
-        import torch
+    import litert_torch
+    import torch
 
-        from edgeport.model.load import model_from_path
-        from edgeport.model.wrappers import task_module
+    from edgeport.model.load import model_from_path
+    from edgeport.model.wrappers import task_module
 
-        module = task_module(model_from_path(ctx.model_dir))
-        sample = {name: torch.ones(shape, dtype=torch.long) for name in ctx.input_names}
-        litert_torch.convert(module, sample_kwargs=sample).export(str(dst))
-        _CONVERTED.clear()  # one model at a time: keep memory bounded
-        _CONVERTED[key] = dst.read_bytes()
-    else:
-        dst.write_bytes(_CONVERTED[key])
+    module = task_module(model_from_path(model_dir))
+    sample = {name: torch.ones(shape, dtype=torch.long) for name in input_names}
+    with tempfile.TemporaryDirectory(prefix="edgeport-litert-") as tmp:
+        path = Path(tmp) / "fp32.tflite"
+        litert_torch.convert(module, sample_kwargs=sample).export(str(path))
+        return path.read_bytes()
 
 
 def _quantize_with(src: Path, dst: Path, add_configs, samples: list | None = None) -> list:
@@ -166,12 +187,12 @@ class _QuantizedLiteRt(_LiteRtTarget):
     def _samples(self, ctx: BuildContext, shape) -> list | None:
         return None  # dynamic and weight-only recipes need no calibration
 
-    def _quantize(self, ctx, src, dst, shape):
+    def _quantize(self, ctx, src, dst, shape) -> Built:
         recipe = _quantize_with(src, dst, lambda manager: self._add_configs(manager, ctx), self._samples(ctx, shape))
-        facts = {"strategy": self.strategy, "precision": dict(self.precision_facts), "quantizer_recipe": recipe}
+        precision = dict(self.precision_facts)
         if self.quantized:
-            facts["precision"]["fp32_layers"] = list(ctx.keep_fp)
-        return facts
+            precision["fp32_layers"] = list(ctx.keep_fp)
+        return Built([], self.strategy, precision, details={"quantizer_recipe": recipe})
 
 
 class TfliteFp16(_QuantizedLiteRt):
@@ -201,12 +222,12 @@ class TfliteInt8(_QuantizedLiteRt):
         _keep_float(manager, ctx.keep_fp)
 
 
-def int8_ops(options: dict) -> list:
+def int8_ops(spec: str | None) -> list:
     """The TFLite op types that get int8 weights and activations: option ``int8_ops``
     (comma-separated names), every supported op by default."""
     from ai_edge_quantizer import qtyping
 
-    names = [n.strip().upper() for n in str(options.get("int8_ops", "")).split(",") if n.strip()]
+    names = [n.strip().upper() for n in (spec or "").split(",") if n.strip()]
     if not names:
         return [qtyping.TFLOperationName.ALL_SUPPORTED]
     known = {op.name: op for op in qtyping.TFLOperationName}
@@ -223,9 +244,10 @@ class TfliteInt8Full(_QuantizedLiteRt):
     quantized = True
     strategy = "litert-torch + ai-edge-quantizer static int8 (int8 weights and activations)"
     precision_facts = {"default": "int8 weights and activations"}
+    Options = LiteRtFullOptions
 
     def _add_configs(self, manager, ctx):
-        for op in int8_ops(ctx.options):
+        for op in int8_ops(ctx.options.int8_ops):
             manager.add_static_config(regex=".*", operation_name=op, activation_num_bits=8, weight_num_bits=8)
         _keep_float(manager, ctx.keep_fp)
 
@@ -234,7 +256,7 @@ class TfliteInt8Full(_QuantizedLiteRt):
                 for feeds in ctx.calibration.feeds(batch_size=shape[0], fixed_length=shape[1])
                 if next(iter(feeds.values())).shape[0] == shape[0]]
 
-    def _quantize(self, ctx, src, dst, shape):
-        facts = {**super()._quantize(ctx, src, dst, shape), "calibration": ctx.calibration.summary()}
-        facts["precision"]["int8_ops"] = [op.name for op in int8_ops(ctx.options)]
-        return facts
+    def _quantize(self, ctx, src, dst, shape) -> Built:
+        built = super()._quantize(ctx, src, dst, shape)
+        precision = {**built.precision, "int8_ops": [op.name for op in int8_ops(ctx.options.int8_ops)]}
+        return Built([], built.strategy, precision, calibration=ctx.calibration.summary(), details=built.details)

@@ -16,14 +16,24 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Literal
 
+from pydantic import Field
 
+from edgeport.artifact import Built
 from edgeport.exporter.graph import onnx_nodes_for
-from edgeport.targets.base import Availability, BuildContext, Target, missing_module
+from edgeport.targets.base import Availability, BuildContext, Target, TargetOptions, missing_module
 from edgeport.verify import Runner
 
 MODEL_FILE = "model.onnx"
-STATIC_METHODS = ("minmax", "percentile", "entropy", "distribution")
+
+
+class OnnxInt8Options(TargetOptions):
+    mode: Literal["dynamic", "static"] = Field("dynamic", description="dynamic: weights int8, activations at run "
+                                               "time; static: calibrated symmetric QDQ (MatMuls)")
+    method: Literal["minmax", "percentile", "entropy", "distribution"] = Field(
+        "minmax", description="activation range method of mode=static")
+    percentile: float = Field(99.999, gt=0, le=100, description="percentile of method=percentile")
 
 
 class OrtRunner(Runner):
@@ -55,9 +65,9 @@ class OnnxFp32(_OrtTarget):
     name = "onnx-fp32"
     precision = "fp32"
 
-    def _build_impl(self, ctx: BuildContext, out: Path) -> dict:
+    def _build_impl(self, ctx: BuildContext, out: Path, prepared) -> Built:
         shutil.copyfile(ctx.onnx_path, out / MODEL_FILE)
-        return {"files": [MODEL_FILE], "precision": {"default": "fp32"}}
+        return Built([MODEL_FILE], "the exported fp32 graph", {"default": "fp32"})
 
 
 class _CalibrationReader:
@@ -74,28 +84,21 @@ class OnnxInt8(_OrtTarget):
     name = "onnx-int8"
     precision = "int8"
     quantized = True
+    Options = OnnxInt8Options
 
-    def _build_impl(self, ctx: BuildContext, out: Path) -> dict:
-        mode = ctx.options.get("mode", "dynamic")
+    def _build_impl(self, ctx: BuildContext, out: Path, prepared) -> Built:
+        options = ctx.options
         exclude = onnx_nodes_for(ctx.onnx_path, ctx.keep_fp)
-        if mode == "dynamic":
+        if options.mode == "dynamic":
             self._dynamic(ctx.onnx_path, out / MODEL_FILE, exclude)
-            facts = {"strategy": "ort-dynamic-int8 (per-channel symmetric weights)"}
-        elif mode == "static":
-            method = ctx.options.get("method", "minmax")
-            self._static(ctx, out / MODEL_FILE, exclude, method)
-            facts = {"strategy": f"ort-static-qdq (symmetric, per-channel, {method})"}
+            strategy = "ort-dynamic-int8 (per-channel symmetric weights)"
         else:
-            from edgeport.errors import UsageError
-
-            raise UsageError(f"onnx-int8 mode '{mode}' is unknown", hint="use dynamic or static")
-        facts.update({
-            "files": [MODEL_FILE],
-            "precision": {"default": "int8 (MatMul, Gemm" + (", embedding Gather)" if mode == "dynamic" else ")"),
-                          "fp32_layers": list(ctx.keep_fp)},
-            "calibration": ctx.calibration.summary() if mode == "static" else None,
-        })
-        return facts
+            self._static(ctx, out / MODEL_FILE, exclude)
+            strategy = f"ort-static-qdq (symmetric, per-channel, {options.method})"
+        precision = {"default": "int8 (MatMul, Gemm" + (", embedding Gather)" if options.mode == "dynamic" else ")"),
+                     "fp32_layers": list(ctx.keep_fp)}
+        return Built([MODEL_FILE], strategy, precision,
+                     calibration=ctx.calibration.summary() if options.mode == "static" else None)
 
     @staticmethod
     def _dynamic(src: Path, dst: Path, exclude: list[str]) -> None:
@@ -105,14 +108,10 @@ class OnnxInt8(_OrtTarget):
                          op_types_to_quantize=["MatMul", "Gemm", "Gather"], nodes_to_exclude=exclude)
 
     @staticmethod
-    def _static(ctx: BuildContext, dst: Path, exclude: list[str], method: str) -> None:
+    def _static(ctx: BuildContext, dst: Path, exclude: list[str]) -> None:
         from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
         from onnxruntime.quantization.shape_inference import quant_pre_process
 
-        if method not in STATIC_METHODS:
-            from edgeport.errors import UsageError
-
-            raise UsageError(f"calibration method '{method}' is unknown", hint=f"use one of {', '.join(STATIC_METHODS)}")
         methods = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
                    "entropy": CalibrationMethod.Entropy, "distribution": CalibrationMethod.Distribution}
         with tempfile.TemporaryDirectory() as tmp:
@@ -123,9 +122,9 @@ class OnnxInt8(_OrtTarget):
                 _CalibrationReader(ctx.calibration.feeds(batch_size=1, fixed_length=ctx.calibration.longest())),
                 quant_format=QuantFormat.QDQ, op_types_to_quantize=["MatMul", "Gemm"],
                 per_channel=True, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-                calibrate_method=methods[method], nodes_to_exclude=exclude,
+                calibrate_method=methods[ctx.options.method], nodes_to_exclude=exclude,
                 extra_options={"ActivationSymmetric": True, "WeightSymmetric": True,
-                               "CalibPercentile": float(ctx.options.get("percentile", 99.999)),
+                               "CalibPercentile": ctx.options.percentile,
                                "CalibTensorRangeSymmetric": True},
             )
 

@@ -15,24 +15,44 @@ bf16 the label flips it causes are a floor that no layer fallback removes.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from edgeport.targets.base import Availability, BuildContext, Target, missing_module
+from pydantic import Field
+
+from edgeport.artifact import ArtifactManifest, Built
+from edgeport.targets.base import Availability, BuildContext, Target, TargetOptions, missing_module
 from edgeport.verify import Runner
 
 MODEL_XML = "model.xml"
 FILES = [MODEL_XML, "model.bin"]
 
 
-def runtime_config(options: dict) -> dict:
+class OpenVinoOptions(TargetOptions):
+    source: Literal["torch", "onnx"] | None = Field(
+        None, description="convert the IR from the torch module or the ONNX graph [torch when a model folder is at hand]")
+    inference_precision: Literal["f32", "bf16", "f16"] | None = Field(
+        None, description="precision of the ops left unquantized [the device plugin's default]")
+    sparse_weights_rate: float | None = Field(
+        None, gt=0, le=1, description="run INT8 weights at least this sparse with sparse kernels (AMX CPUs)")
+
+
+class OpenVinoInt4Options(OpenVinoOptions):
+    group_size: int = Field(64, description="weights per INT4 scale group (-1: per channel)")
+    mode: Literal["int4_sym", "int4_asym"] = Field("int4_sym", description="INT4 scheme")
+    ratio: float = Field(1.0, gt=0, le=1, description="share of layers in INT4 (the rest INT8)")
+    all_layers: bool = Field(False, description="also the embeddings and the last layer in INT4")
+
+
+def runtime_config(options: OpenVinoOptions) -> dict:
     """Compile-time settings an artifact needs (kept in its manifest): ``inference_precision``
     f32 keeps the ops that are not quantized in fp32 where the CPU plugin would use bf16;
     ``sparse_weights_rate`` (e.g. 0.5) lets the CPU plugin run sufficiently sparse INT8
     weights with its sparse kernels, which exist for AMX CPUs only (elsewhere: no effect)."""
     config = {}
-    if options.get("inference_precision"):
-        config["INFERENCE_PRECISION_HINT"] = options["inference_precision"]
-    if options.get("sparse_weights_rate"):  # INT8 weights at least this sparse use sparse kernels (AMX CPUs)
-        config["CPU_SPARSE_WEIGHTS_DECOMPRESSION_RATE"] = float(options["sparse_weights_rate"])
+    if options.inference_precision:
+        config["INFERENCE_PRECISION_HINT"] = options.inference_precision
+    if options.sparse_weights_rate:
+        config["CPU_SPARSE_WEIGHTS_DECOMPRESSION_RATE"] = options.sparse_weights_rate
     return config
 
 
@@ -59,7 +79,7 @@ def _ov_model(ctx: BuildContext):
     """The OpenVINO model from the torch module (default) or from the ONNX graph."""
     import openvino as ov
 
-    source = ctx.options.get("source") or ("torch" if ctx.model_dir else "onnx")
+    source = ctx.options.source or ("torch" if ctx.model_dir else "onnx")
     if source == "onnx" or ctx.model_dir is None:
         return ov.convert_model(str(ctx.onnx_path)), "onnx"
     import torch
@@ -78,29 +98,32 @@ def _ov_model(ctx: BuildContext):
 class _OpenVinoTarget(Target):
     runtime = "openvino"
     artifact_format = "openvino"
+    Options = OpenVinoOptions
 
     def check(self) -> Availability:
         return missing_module("openvino", "openvino") or Availability(True)
 
-    def runner(self, artifact_dir: Path, threads: int | None = None) -> Runner:
-        from edgeport.runs import MANIFEST, read_json
+    def prepare(self, ctx: BuildContext):
+        """The IR is converted once per build; every budget trial quantizes a copy of it."""
+        return _ov_model(ctx)
 
-        manifest = read_json(Path(artifact_dir) / MANIFEST)
-        return OpenVinoRunner(Path(artifact_dir) / MODEL_XML, threads, manifest.get("runtime_config"))
+    def runner(self, artifact_dir: Path, threads: int | None = None) -> Runner:
+        manifest = ArtifactManifest.read(artifact_dir)
+        return OpenVinoRunner(Path(artifact_dir) / MODEL_XML, threads, manifest.runtime_config)
 
 
 class OpenVinoFp16(_OpenVinoTarget):
     name = "openvino-fp16"
     precision = "fp16"
 
-    def _build_impl(self, ctx: BuildContext, out: Path) -> dict:
+    def _build_impl(self, ctx: BuildContext, out: Path, prepared) -> Built:
         import openvino as ov
 
-        model, source = _ov_model(ctx)
-        ov.save_model(model, str(out / MODEL_XML), compress_to_fp16=True)
-        return {"files": FILES, "strategy": f"openvino-ir-from-{source}, fp16 weights",
-                "runtime_config": runtime_config(ctx.options),
-                "precision": {"weights": "fp16", "compute": "chosen by the device plugin (recorded at verify)"}}
+        model, source = prepared or _ov_model(ctx)
+        ov.save_model(model.clone(), str(out / MODEL_XML), compress_to_fp16=True)
+        return Built(FILES, f"openvino-ir-from-{source}, fp16 weights",
+                     {"weights": "fp16", "compute": "chosen by the device plugin (recorded at verify)"},
+                     runtime_config=runtime_config(ctx.options))
 
 
 class _NncfTarget(_OpenVinoTarget):
@@ -112,14 +135,16 @@ class _NncfTarget(_OpenVinoTarget):
         return missing_module("openvino", "openvino") or missing_module("nncf", "openvino") or Availability(True)
 
     @staticmethod
-    def _nncf_model(ctx: BuildContext):
-        """(OpenVINO model, its source, names kept float, NNCF keyword arguments for them)."""
+    def _nncf_model(ctx: BuildContext, prepared):
+        """(a copy of the converted OpenVINO model, its source, names kept float, NNCF keyword
+        arguments for them)."""
         import logging
 
         import nncf
 
         nncf.set_log_level(logging.ERROR)
-        model, source = _ov_model(ctx)
+        model, source = prepared or _ov_model(ctx)
+        model = model.clone()
         kept = _matmuls_of(model, ctx.keep_fp)
         return model, source, kept, ({"ignored_scope": nncf.IgnoredScope(names=kept)} if kept else {})
 
@@ -128,22 +153,22 @@ class OpenVinoInt8(_NncfTarget):
     name = "openvino-int8"
     precision = "int8"
 
-    def _build_impl(self, ctx: BuildContext, out: Path) -> dict:
+    def _build_impl(self, ctx: BuildContext, out: Path, prepared) -> Built:
         import nncf
         import openvino as ov
 
-        model, source, kept, kwargs = self._nncf_model(ctx)
+        model, source, kept, kwargs = self._nncf_model(ctx, prepared)
         samples = list(ctx.calibration.feeds(batch_size=1))
         quantized = nncf.quantize(
             model, nncf.Dataset(samples), model_type=nncf.ModelType.TRANSFORMER,
             subset_size=len(samples), **kwargs,
         )
         ov.save_model(quantized, str(out / MODEL_XML), compress_to_fp16=False)
-        return {"files": FILES, "strategy": f"openvino-ir-from-{source}, nncf int8 (transformer preset)",
-                "runtime_config": runtime_config(ctx.options),
-                "precision": {"default": "int8", "fp32_layers": list(ctx.keep_fp)},
-                "calibration": ctx.calibration.summary(),
-                "nncf": {"model_type": "transformer", "subset_size": len(samples), "ignored_scope": kept}}
+        return Built(FILES, f"openvino-ir-from-{source}, nncf int8 (transformer preset)",
+                     {"default": "int8", "fp32_layers": list(ctx.keep_fp)},
+                     runtime_config=runtime_config(ctx.options), calibration=ctx.calibration.summary(),
+                     details={"nncf": {"model_type": "transformer", "subset_size": len(samples),
+                                       "ignored_scope": kept}})
 
 
 class OpenVinoInt4(_NncfTarget):
@@ -153,25 +178,23 @@ class OpenVinoInt4(_NncfTarget):
 
     name = "openvino-int4"
     precision = "int4"
+    Options = OpenVinoInt4Options
 
-    def _build_impl(self, ctx: BuildContext, out: Path) -> dict:
+    def _build_impl(self, ctx: BuildContext, out: Path, prepared) -> Built:
         import nncf
         import openvino as ov
 
-        model, source, kept, kwargs = self._nncf_model(ctx)
+        model, source, kept, kwargs = self._nncf_model(ctx, prepared)
         opts = ctx.options
-        settings = {"mode": str(opts.get("mode", "int4_sym")), "group_size": int(opts.get("group_size", 64)),
-                    "ratio": float(opts.get("ratio", 1.0)),
-                    "all_layers": str(opts.get("all_layers", "false")).lower() in ("1", "true", "yes")}
         compressed = nncf.compress_weights(
-            model, mode=getattr(nncf.CompressWeightsMode, settings["mode"].upper()),
-            group_size=settings["group_size"], ratio=settings["ratio"], all_layers=settings["all_layers"], **kwargs)
+            model, mode=getattr(nncf.CompressWeightsMode, opts.mode.upper()),
+            group_size=opts.group_size, ratio=opts.ratio, all_layers=opts.all_layers, **kwargs)
         ov.save_model(compressed, str(out / MODEL_XML), compress_to_fp16=False)
-        return {"files": FILES, "strategy": f"openvino-ir-from-{source}, nncf int4 weight compression",
-                "runtime_config": runtime_config(ctx.options),
-                "precision": {"weights": settings["mode"], "activations": "float (device plugin)",
-                              "fp32_layers": list(ctx.keep_fp)},
-                "nncf": {**settings, "ignored_scope": kept}}
+        settings = {"mode": opts.mode, "group_size": opts.group_size, "ratio": opts.ratio,
+                    "all_layers": opts.all_layers}
+        return Built(FILES, f"openvino-ir-from-{source}, nncf int4 weight compression",
+                     {"weights": opts.mode, "activations": "float (device plugin)", "fp32_layers": list(ctx.keep_fp)},
+                     runtime_config=runtime_config(opts), details={"nncf": {**settings, "ignored_scope": kept}})
 
 
 def _matmuls_of(model, modules: tuple[str, ...]) -> list[str]:

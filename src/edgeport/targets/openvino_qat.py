@@ -12,9 +12,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import Field
+
+from edgeport.artifact import Built
 from edgeport.errors import UsageError
 from edgeport.targets.base import BuildContext
-from edgeport.targets.openvino_ir import FILES, MODEL_XML, OpenVinoInt8, runtime_config
+from edgeport.targets.openvino_ir import FILES, MODEL_XML, OpenVinoInt8, OpenVinoOptions, runtime_config
+
+
+class QatOptions(OpenVinoOptions):
+    steps: int = Field(200, gt=0, description="fine-tuning steps")
+    lr: float = Field(1e-5, gt=0, description="learning rate (AdamW)")
+    batch: int = Field(8, gt=0, description="texts per fine-tuning step")
 
 
 def _torch_feeds(ctx: BuildContext, batch: int) -> list[dict]:
@@ -47,8 +56,12 @@ def fine_tune(student, teacher, feeds: list[dict], steps: int, lr: float) -> dic
 class OpenVinoInt8Qat(OpenVinoInt8):
     name = "openvino-int8-qat"
     quantized = False  # no layer-fallback loop (see the module doc)
+    Options = QatOptions
 
-    def _build_impl(self, ctx: BuildContext, out: Path) -> dict:
+    def prepare(self, ctx: BuildContext):
+        return None  # the IR is converted from the fine-tuned student, once per build
+
+    def _build_impl(self, ctx: BuildContext, out: Path, prepared) -> Built:
         import copy
         import logging
 
@@ -63,8 +76,8 @@ class OpenVinoInt8Qat(OpenVinoInt8):
                              hint="export from the model folder instead of `edgeport build`")
         nncf.set_log_level(logging.ERROR)
         teacher = task_module(model_from_path(ctx.model_dir))
-        steps, lr = int(ctx.options.get("steps", 200)), float(ctx.options.get("lr", 1e-5))
-        feeds = _torch_feeds(ctx, int(ctx.options.get("batch", 8)))
+        steps, lr = ctx.options.steps, ctx.options.lr
+        feeds = _torch_feeds(ctx, ctx.options.batch)
         singles = _torch_feeds(ctx, 1)
         student = nncf.quantize(copy.deepcopy(teacher), nncf.Dataset(singles), model_type=nncf.ModelType.TRANSFORMER,
                                 subset_size=len(singles))
@@ -73,6 +86,6 @@ class OpenVinoInt8Qat(OpenVinoInt8):
         model = ov.convert_model(student, example_input=singles[0], input=list(zip(ctx.input_names, shapes)))
         model.outputs[0].get_tensor().set_names({ctx.output_name})
         ov.save_model(model, str(out / MODEL_XML), compress_to_fp16=False)
-        return {"files": FILES, "strategy": "nncf torch fake-quant fine-tuning (QAT) -> openvino int8 IR",
-                "runtime_config": runtime_config(ctx.options), "precision": {"default": "int8"},
-                "calibration": ctx.calibration.summary(), "qat": training}
+        return Built(FILES, "nncf torch fake-quant fine-tuning (QAT) -> openvino int8 IR", {"default": "int8"},
+                     runtime_config=runtime_config(ctx.options), calibration=ctx.calibration.summary(),
+                     details={"qat": training})

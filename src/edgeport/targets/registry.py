@@ -7,8 +7,10 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 
-from edgeport.errors import TargetUnavailableError, UnknownTargetError
-from edgeport.targets.base import Availability, Target
+from pydantic import ValidationError
+
+from edgeport.errors import TargetUnavailableError, UnknownTargetError, UsageError
+from edgeport.targets.base import Availability, Target, TargetOptions
 
 BUILTIN: dict[str, str] = {
     "onnx-fp32": "edgeport.targets.onnxruntime_cpu:OnnxFp32",
@@ -35,6 +37,7 @@ class TargetInfo:
     name: str
     runtime: str
     availability: Availability
+    options: dict  # key -> {"type", "default", "help"}
 
 
 def names() -> list[str]:
@@ -63,11 +66,49 @@ def parse_list(spec: str | list[str]) -> list[str]:
     return list(dict.fromkeys(wanted))
 
 
+def option_table(options: type[TargetOptions]) -> dict[str, dict]:
+    """Each option of a target: its type, default and one line of help."""
+    table = {}
+    for key, info in options.model_fields.items():
+        kind = getattr(info.annotation, "__name__", None) or str(info.annotation).replace("typing.", "")
+        default = info.get_default(call_default_factory=True)
+        table[key] = {"type": kind, "default": default, "help": info.description or ""}
+    return table
+
+
+def _describe_options(target: Target) -> str:
+    rows = option_table(target.Options)
+    if not rows:
+        return f"target '{target.name}' takes no options"
+    return f"{target.name} options: " + ", ".join(f"{k} ({v['type']}, default {v['default']!r})" for k, v in rows.items())
+
+
+def options_for(targets: list[Target], raw: dict[str, dict]) -> dict[str, TargetOptions]:
+    """Each selected target's typed options from ``--option``/``target_options``, validated
+    before any work: an unknown key, a bad value, or options for a target that is not in the
+    run is a usage error naming the valid options."""
+    by_name = {t.name: t for t in targets}
+    stray = [name for name in raw if name not in by_name]
+    if stray:
+        raise UsageError(f"options given for {', '.join(stray)}, which is not among the run's targets "
+                         f"({', '.join(by_name)})", hint="add it to --target, or drop the option")
+    typed = {}
+    for name, target in by_name.items():
+        try:
+            typed[name] = target.Options.model_validate(raw.get(name) or {})
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            key = ".".join(str(p) for p in first["loc"]) or name
+            what = "is not an option" if first["type"] == "extra_forbidden" else f"is invalid: {first['msg']}"
+            raise UsageError(f"--option {name}.{key} {what}", hint=_describe_options(target)) from None
+    return typed
+
+
 def describe_all() -> list[TargetInfo]:
     infos = []
     for name in BUILTIN:
         target = get(name)
-        infos.append(TargetInfo(name, target.runtime, target.check()))
+        infos.append(TargetInfo(name, target.runtime, target.check(), option_table(target.Options)))
     for name, (runtime, reason) in PLANNED.items():
-        infos.append(TargetInfo(name, runtime, Availability(False, reason)))
+        infos.append(TargetInfo(name, runtime, Availability(False, reason), {}))
     return infos
