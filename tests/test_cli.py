@@ -46,13 +46,27 @@ def test_second_export_reuses_cached_stages(tiny_models, tmp_path, run_cli):
     assert "(cached)" in stderr and stderr.count("(cached)") >= 3  # model, onnx, target
 
 
-def test_classifier_eval_accuracy(tiny_models, tmp_path, run_cli, sst_like):
-    code, stdout, stderr = run_cli("--json", "export", tiny_models("roberta", "text-classification"),
-                                   "--target", "onnx-int8", "--out", tmp_path / "r", "--eval", sst_like,
-                                   "--max-drop", "100", "--min-fidelity", "0", "--no-profile")
+def test_classifier_eval_accuracy_on_a_report_split_the_budget_never_saw(tiny_models, tmp_path, run_cli, sst_like):
+    from edgeport.calibration.data import records_from_file, split_for_selection
+    from edgeport.calibration.feeds import feeds_from_texts
+    from edgeport.model.load import model_from_path
+    from edgeport.model.torch_runner import TorchRunner
+
+    folder = tiny_models("roberta", "text-classification")
+    code, stdout, stderr = run_cli("--json", "export", folder, "--target", "onnx-int8", "--out", tmp_path / "r",
+                                   "--eval", sst_like, "--max-drop", "5", "--min-fidelity", "0.9", "--no-profile")
     assert code == 0, stderr
-    acc = json.loads(stdout)["targets"]["onnx-int8"]["accuracy"]
-    assert acc["samples"] == 24 and 0 <= acc["fp32"] <= 1
+    entry = json.loads(stdout)["targets"]["onnx-int8"]
+    acc, selection = entry["accuracy"], entry["fallback"]["selection"]
+    # half of the 24 labelled rows chose (label-stratified), the other half graded
+    assert selection["samples"] == 12 and acc["samples"] == 12 and "selection split" in selection["source"]
+    assert "report split" in acc["source"] and selection["heldout"] == "builtin:selection"
+    assert entry["fidelity"]["source"] == "builtin:heldout"
+    # fp32 accuracy recomputed by hand on the same report rows
+    _, report = split_for_selection(records_from_file(sst_like, need_labels=True))
+    loaded = model_from_path(folder)
+    logits = TorchRunner(loaded).infer(feeds_from_texts(loaded.tokenizer, report.texts, loaded.family.inputs))
+    assert acc["fp32"] == pytest.approx(float((logits.argmax(-1) == [int(x) for x in report.labels]).mean()))
     assert acc["drop_points"] == pytest.approx((acc["fp32"] - acc["artifact"]) * 100)
 
 

@@ -1,4 +1,4 @@
-"""Device pieces that need no device: native-tool parsers on recorded output, the catalog,
+"""Device pieces that need no device: native-tool parsers on synthetic samples (tests/samples/README.md), the catalog,
 adb command construction and the real adb binary with no device attached."""
 
 from __future__ import annotations
@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from edgeport.devices import parsers
-from edgeport.devices.catalog import load_catalog, resolve
-from edgeport.devices.remote_profile import benchmark_model_argv
+from edgeport.devices.catalog import Connection, load_catalog, resolve
+from edgeport.targets.litert_benchmark import benchmark_model_argv, parse_benchmark_model
+from edgeport.targets.trtexec import parse_trtexec
 from edgeport.devices.transports.adb import AdbTransport, adb_argv, parse_devices, shell_argv, split_rc
 from edgeport.errors import DeviceError, UsageError
 
@@ -18,7 +19,7 @@ SAMPLES = Path(__file__).parent / "samples"
 
 
 def test_trtexec_summary():
-    result = parsers.parse_trtexec((SAMPLES / "trtexec_orin.txt").read_text())
+    result = parse_trtexec((SAMPLES / "trtexec_orin_synthetic.txt").read_text())
     lat = result["latency_ms"]
     assert lat["p50"] == pytest.approx(1.64819) and lat["p90"] == pytest.approx(1.68311)
     assert lat["p99"] == pytest.approx(2.11475) and lat["mean"] == pytest.approx(1.66084)
@@ -26,22 +27,22 @@ def test_trtexec_summary():
     assert result["gpu_compute_ms"]["median"] == pytest.approx(1.61011)
     assert result["runtime"]["version"] == "100300"
     with pytest.raises(ValueError, match="Performance summary"):
-        parsers.parse_trtexec("[E] Error[4]: engine build failed")
+        parse_trtexec("[E] Error[4]: engine build failed")
 
 
 def test_benchmark_model_output():
-    result = parsers.parse_benchmark_model((SAMPLES / "benchmark_model_pixel.txt").read_text())
+    result = parse_benchmark_model((SAMPLES / "benchmark_model_pixel_synthetic.txt").read_text())
     lat = result["latency_ms"]
     assert lat["mean"] == pytest.approx(9.24156) and lat["p50"] == pytest.approx(9.198)
     assert lat["p95"] == pytest.approx(9.711) and lat["std"] == pytest.approx(0.265)
     assert result["runs"] == 108 and result["load_ms"] == pytest.approx(61.204)
     assert result["peak_rss_mb"] == pytest.approx(52.3086)
     older = "INFO: count=50 first=100 curr=90 min=80 max=120 avg=95.5 std=3\n"
-    assert parsers.parse_benchmark_model(older)["latency_ms"]["p50"] == pytest.approx(0.0955)
+    assert parse_benchmark_model(older)["latency_ms"]["p50"] == pytest.approx(0.0955)
 
 
 def test_tegrastats():
-    lines = (SAMPLES / "tegrastats_orin_nano.txt").read_text().splitlines()
+    lines = (SAMPLES / "tegrastats_orin_nano_synthetic.txt").read_text().splitlines()
     first = parsers.parse_tegrastats(lines[0])
     assert first["ram_used_mb"] == 3129 and first["ram_total_mb"] == 7620
     assert first["cpu_load"] == [11, 4, 6, 3] and first["gpu_load"] == 0
@@ -59,7 +60,7 @@ def test_catalog_has_the_devices_and_resolves_references(tmp_path, monkeypatch):
     assert catalog["jetson-orin-nano"].memory == "tegrastats"
     ref = resolve("ssh://pi@10.0.0.7:2222")
     assert (ref.user, ref.host, ref.port, ref.entry.transport) == ("pi", "10.0.0.7", 2222, "ssh")
-    ref = resolve("raspberry-pi-5", host="pi@10.0.0.9")
+    ref = resolve("raspberry-pi-5", Connection(host="pi@10.0.0.9"))
     assert ref.entry.name == "raspberry-pi-5" and ref.host == "10.0.0.9"
     assert resolve("adb://ABC123").serial == "ABC123"
     with pytest.raises(UsageError, match="give --host"):
@@ -69,7 +70,7 @@ def test_catalog_has_the_devices_and_resolves_references(tmp_path, monkeypatch):
     user = tmp_path / "devices.yaml"
     user.write_text("- name: my-board\n  transport: ssh\n  arch: riscv64\n  python: /opt/py/bin/python3\n")
     monkeypatch.setenv("EDGEPORT_DEVICES", str(user))
-    assert resolve("my-board", host="me@board").remote_python == "/opt/py/bin/python3"
+    assert resolve("my-board", Connection(host="me@board")).remote_python == "/opt/py/bin/python3"
 
 
 def test_adb_commands_are_argv_and_quoted():
@@ -84,7 +85,7 @@ def test_adb_commands_are_argv_and_quoted():
 
 
 def test_parse_adb_devices():
-    found = parse_devices((SAMPLES / "adb_devices.txt").read_text())
+    found = parse_devices((SAMPLES / "adb_devices_synthetic.txt").read_text())
     assert [d["serial"] for d in found] == ["37281FDJH00A4K", "emulator-5554", "R58N12ABCDE"]
     assert found[0]["model"] == "Pixel_8" and found[2]["state"] == "unauthorized"
 

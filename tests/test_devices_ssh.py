@@ -154,10 +154,10 @@ def test_connection_dropping_mid_run_keeps_results_and_says_what_is_left(sshd, b
 
 def test_tegrastats_sampled_during_the_run_on_a_jetson_entry(sshd, built_run, run_cli, tmp_path, monkeypatch):
     """A user catalog entry like jetson-orin-nano (memory: tegrastats), reached over the real
-    sshd; tegrastats itself is a stand-in that writes recorded Orin Nano lines to its logfile."""
+    sshd; tegrastats itself is a stand-in that writes synthetic Orin Nano lines to its logfile."""
     from pathlib import Path
 
-    samples = (Path(__file__).parent / "samples" / "tegrastats_orin_nano.txt").read_text()
+    samples = (Path(__file__).parent / "samples" / "tegrastats_orin_nano_synthetic.txt").read_text()
     tool = tmp_path / "tegrastats"
     tool.write_text('#!/bin/sh\n# usage: tegrastats --interval MS --logfile FILE\n'
                     f'while :; do cat >> "$4" <<"EOF"\n{samples}EOF\nsleep 0.1; done\n')

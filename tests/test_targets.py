@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from edgeport.calibration.data import builtin_texts
@@ -10,9 +12,9 @@ from edgeport.exporter.onnx_export import export_onnx
 from edgeport.model.torch_runner import TorchRunner
 from edgeport.model.wrappers import OUTPUT_NAME
 from edgeport.errors import TargetUnavailableError, UnknownTargetError
-from edgeport.stages.build import _write_manifest
 from edgeport.targets import registry
 from edgeport.calibration.feeds import CalibrationSet
+from edgeport.artifact import ArtifactManifest, ModelFacts
 from edgeport.targets.base import BuildContext
 from edgeport.calibration.feeds import feeds_from_texts
 from edgeport.verify import cosine_rows
@@ -26,7 +28,8 @@ def tiny_ctx(tiny_models, tmp_path_factory):
     export_onnx(loaded, onnx_path)
     calib = CalibrationSet("builtin:calibration", builtin_texts("calibration").texts[:40], loaded.tokenizer,
                            loaded.family.inputs)
-    return loaded, BuildContext(onnx_path, folder, loaded.family.inputs, OUTPUT_NAME[loaded.task], calib)
+    return loaded, BuildContext(onnx_path, folder, loaded.family.inputs, OUTPUT_NAME[loaded.task], calib,
+                                model=ModelFacts(task="feature-extraction", vocab_size=400))
 
 
 def _outputs_match(loaded, runner, threshold):
@@ -51,10 +54,10 @@ def test_target_builds_and_runs(tiny_ctx, tmp_path, name, options, threshold):
     loaded, ctx = tiny_ctx
     target = registry.get(name)
     assert target.check().available
-    ctx = BuildContext(ctx.onnx_path, ctx.model_dir, ctx.input_names, ctx.output_name, ctx.calibration, options)
-    facts = target.build(ctx, tmp_path)
-    _write_manifest(tmp_path, target, ctx, dict(facts), {"task": "feature-extraction", "vocab_size": 400})
-    for file in facts["files"]:
+    ctx = replace(ctx, options=registry.options_for([target], {name: options})[name])
+    manifest = target.build(ctx, tmp_path)
+    assert ArtifactManifest.read(tmp_path) == manifest  # build() wrote the manifest it returned
+    for file in manifest.files:
         assert (tmp_path / file).stat().st_size > 0
     _outputs_match(loaded, target.runner(tmp_path), threshold)
     if name == "openvino-int4":
@@ -63,7 +66,7 @@ def test_target_builds_and_runs(tiny_ctx, tmp_path, name, options, threshold):
                  .get_ops() if op.get_type_name() == "Constant"}
         assert types & {"<Type: 'int4_t'>", "<Type: 'uint4_t'>", "i4", "u4"}, types
     if name == "openvino-int8-qat":
-        assert facts["qat"]["last_loss"] < facts["qat"]["first_loss"]
+        assert manifest.details["qat"]["last_loss"] < manifest.details["qat"]["first_loss"]
     if options.get("mode") == "static":
         import onnx
         ops = {n.op_type for n in onnx.load(str(tmp_path / "model.onnx")).graph.node}
@@ -75,9 +78,10 @@ def test_keep_fp_layers_stay_unquantized(tiny_ctx, tmp_path):
 
     _, ctx = tiny_ctx
     keep = ("encoder.layer.0.output.dense", "encoder.layer.1.output.dense")
-    ctx = BuildContext(ctx.onnx_path, ctx.model_dir, ctx.input_names, ctx.output_name, ctx.calibration, {}, keep)
-    facts = registry.get("onnx-int8").build(ctx, tmp_path)
-    assert facts["precision"]["fp32_layers"] == list(keep)
+    target = registry.get("onnx-int8")
+    ctx = replace(ctx, options=target.Options(), keep_fp=keep)
+    manifest = target.build(ctx, tmp_path)
+    assert manifest.precision["fp32_layers"] == list(keep)
     graph = onnx.load(str(tmp_path / "model.onnx")).graph
     plain = {n.name for n in graph.node if n.op_type == "MatMul"}
     assert "/m/encoder/layer.0/output/dense/MatMul" in plain
@@ -87,8 +91,7 @@ def test_keep_fp_layers_stay_unquantized(tiny_ctx, tmp_path):
 def test_manifest_names_what_rebuilds_it(tiny_ctx, tmp_path):
     _, ctx = tiny_ctx
     target = registry.get("onnx-fp32")
-    facts = target.build(ctx, tmp_path)
-    _write_manifest(tmp_path, target, ctx, facts, {"task": "feature-extraction"})
+    target.build(ctx, tmp_path)
     import json
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert manifest["format"] == "onnx" and manifest["inputs"] == list(ctx.input_names)
@@ -109,14 +112,13 @@ def test_registry_errors():
 def test_openvino_inference_precision_is_recorded_and_applied(tiny_ctx, tmp_path):
     loaded, ctx = tiny_ctx
     target = registry.get("openvino-int8")
-    ctx = BuildContext(ctx.onnx_path, ctx.model_dir, ctx.input_names, ctx.output_name, ctx.calibration,
-                       {"inference_precision": "f32"})
-    facts = target.build(ctx, tmp_path)
-    _write_manifest(tmp_path, target, ctx, facts, {"task": "feature-extraction", "vocab_size": 400})
-    assert facts["runtime_config"] == {"INFERENCE_PRECISION_HINT": "f32"}
+    ctx = replace(ctx, options=target.Options(inference_precision="f32"))
+    manifest = target.build(ctx, tmp_path)
+    assert manifest.runtime_config == {"INFERENCE_PRECISION_HINT": "f32"}
     assert "float32" in target.runner(tmp_path).info()["inference_precision"]
     from edgeport.devices.local_profile import profile_local
-    assert "float32" in profile_local(tmp_path, runs=2, warmup=0)["runtime"]["inference_precision"]
+    from edgeport.recipe import ProfileSpec
+    assert "float32" in profile_local(tmp_path, ProfileSpec(runs=2, warmup=0)).runtime["inference_precision"]
 
 
 def test_missing_module_hints(monkeypatch):

@@ -84,6 +84,8 @@ class ArtifactManifest(BaseModel):
     build_seconds: float | None = None
     verification: Check | None = None
     fallback: Fallback | None = None
+    int8_mac_share: float | None = None  # share of the linear layers' multiply-accumulates in INT8
+    mostly_float: bool | None = None  # an INT8 target whose budget kept most of it in higher precision
     build_seconds_total: float | None = None
 
     @classmethod

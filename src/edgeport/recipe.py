@@ -124,8 +124,11 @@ class CompressSpec(_Strict):
     steps: list[CompressStep] = Field(min_length=1)
 
 
+DEFAULT_MODEL = "minilm"
+
+
 class Recipe(_Strict):
-    model: str = "minilm"
+    model: str = DEFAULT_MODEL
     targets: list[str] = Field(default_factory=lambda: ["openvino-int8", "onnx-int8"])
     target_options: dict[str, dict] = Field(default_factory=dict)
     opset: int = Field(17, ge=17)
@@ -157,6 +160,21 @@ def recipe_from_dict(data: dict) -> Recipe:
     return validated(Recipe, data)
 
 
+def _anchored(recipe: Recipe, base: Path) -> Recipe:
+    """Relative paths of a recipe file (model folder, data files) resolved against the
+    recipe's own folder, as compose files and CI configs do: a recipe works from anywhere."""
+    def data(spec: DataSpec | None) -> DataSpec | None:
+        return None if spec is None or spec.path.is_absolute() else spec.model_copy(update={"path": base / spec.path})
+
+    update: dict = {"calibration": recipe.calibration.model_copy(update={"data": data(recipe.calibration.data)}),
+                    "eval": data(recipe.eval), "budget": recipe.budget.model_copy(update={"data": data(recipe.budget.data)})}
+    if recipe.compress is not None:
+        update["compress"] = recipe.compress.model_copy(update={"data": data(recipe.compress.data)})
+    if recipe.model != DEFAULT_MODEL and not Path(recipe.model).expanduser().is_absolute():
+        update["model"] = str(base / recipe.model)
+    return recipe.model_copy(update=update)
+
+
 def recipe_from_yaml(path: Path) -> Recipe:
     try:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
@@ -164,4 +182,4 @@ def recipe_from_yaml(path: Path) -> Recipe:
         raise UsageError(f"cannot read recipe '{path}': {exc}".splitlines()[0]) from exc
     if not isinstance(data, dict):
         raise UsageError(f"recipe '{path}' must be a YAML mapping")
-    return recipe_from_dict(data)
+    return _anchored(recipe_from_dict(data), Path(path).resolve().parent)

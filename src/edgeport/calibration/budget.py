@@ -119,10 +119,14 @@ class TrialRecord(_Strict):
 
 
 class Selection(_Strict):
-    """The texts every choice of the budget was made on (never those the artifact is graded on)."""
+    """The texts every choice of the budget was made on (never those the artifact is graded
+    on): the labelled selection rows when there are any, else the held-out selection texts;
+    ``heldout`` names the held-out texts whose cosine also ranks the units."""
 
     source: str
     samples: int
+    heldout: str
+    heldout_samples: int
 
 
 class Fallback(_Strict):

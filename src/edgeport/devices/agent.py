@@ -15,7 +15,6 @@ pytorch), ``files`` and ``inputs`` (names); the schema of the output is ``AGENT_
 """
 
 import argparse
-import contextlib
 import json
 import os
 import platform
@@ -148,19 +147,14 @@ def _load_tflite(folder, manifest, threads):
 
 def _load_pytorch(folder, manifest, threads):
     import torch
-    from transformers import AutoModel, AutoModelForSequenceClassification
     if threads:
         torch.set_num_threads(threads)
-    auto = AutoModelForSequenceClassification if manifest.get("task") == "text-classification" else AutoModel
-    spec = os.path.join(folder, "edgeport.json")
-    with open(spec) if os.path.isfile(spec) else contextlib.nullcontext(None) as handle:
-        restructured = handle is not None and "structure" in json.load(handle)
-    if restructured:  # a compressed model (pruned heads, low-rank, pruned vocabulary): edgeport's loader
-        from pathlib import Path
-
-        from edgeport.model.load import model_from_path
-        model = model_from_path(Path(folder)).model
+    programs = [f for f in manifest.get("files", []) if f.endswith(".pt2")]
+    if programs:  # a compressed model travels as an exported program (its modules are not transformers')
+        model = torch.export.load(os.path.join(folder, programs[0])).module()
     else:
+        from transformers import AutoModel, AutoModelForSequenceClassification
+        auto = AutoModelForSequenceClassification if manifest.get("task") == "text-classification" else AutoModel
         model = auto.from_pretrained(folder).eval()
 
     def run(feeds):
@@ -247,7 +241,7 @@ def profile(folder, batch, sequence, runs, warmup, threads, max_seconds=3600):
     }
 
 
-def main(argv=None):
+def parser():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--artifact")
     parser.add_argument("--probe", action="store_true")
@@ -257,14 +251,18 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--max-seconds", type=float, default=3600, help="stop (with an error) after this long")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
     if args.probe:
         result = probe()
     elif args.artifact:
         result = profile(args.artifact, args.batch, args.sequence, args.runs, args.warmup, args.threads,
                          args.max_seconds)
     else:
-        parser.error("give --artifact DIR or --probe")
+        parser().error("give --artifact DIR or --probe")
     sys.stdout.write(json.dumps(result) + "\n")
     return 1 if "error" in result else 0
 

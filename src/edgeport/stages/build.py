@@ -13,13 +13,18 @@ from pathlib import Path
 
 from edgeport.artifact import ArtifactManifest
 from edgeport.calibration.budget import Budget, fallback, units_of
-from edgeport.exporter.graph import layers_from_onnx
+from edgeport.exporter.graph import int8_mac_share, layers_from_onnx
 from edgeport.model.families import Family
 from edgeport.runs import atomic_dir, cache_key, code_version, hash_path, mark_stage, stage_is_current, tool_versions
 from edgeport.stages.reference import Reference
 from edgeport.targets.base import BuildContext, Target
 from edgeport.ui import UI
 from edgeport.verify import Check
+
+
+# Above this share of its linear layers' multiply-accumulates kept in higher precision, an
+# "INT8" artifact is mostly float: marked in its manifest and said loudly by the flow.
+MOSTLY_FLOAT = 0.5
 
 
 def build_key(target: Target, ctx: BuildContext, budget: Budget, granularity: str, reference: Reference) -> str:
@@ -66,8 +71,9 @@ def build_target(target: Target, ctx: BuildContext, out: Path, reference: Refere
             result = fallback(budget, units_of(layers, family, granularity), layers, trials, ui.info)
             folder = trials.done[result.chosen.keep_fp][0]
             fallback_facts = result.facts(budget, reference.selection.summary())
+            share = round(int8_mac_share(ctx.onnx_path, result.chosen.keep_fp), 4)
         else:
-            folder, fallback_facts = Path(scratch) / "artifact", None
+            folder, fallback_facts, share = Path(scratch) / "artifact", None, None
             folder.mkdir()
             target.build(ctx, folder, target.prepare(ctx))
         check = reference.check(target.runner(folder), "report")  # graded on texts no choice saw
@@ -75,7 +81,8 @@ def build_target(target: Target, ctx: BuildContext, out: Path, reference: Refere
             for item in folder.iterdir():
                 shutil.move(str(item), tmp / item.name)
             manifest = ArtifactManifest.read(tmp).model_copy(update={
-                "verification": check, "fallback": fallback_facts,
+                "verification": check, "fallback": fallback_facts, "int8_mac_share": share,
+                "mostly_float": None if share is None else share < MOSTLY_FLOAT,
                 "build_seconds_total": round(time.perf_counter() - started, 2)})
             manifest.write(tmp)
             mark_stage(tmp, key)

@@ -10,7 +10,6 @@ from pathlib import Path
 from edgeport.calibration.budget import Budget
 from edgeport.devices.host import cpu_info, int8_warning
 from edgeport.errors import UsageError
-from edgeport.exporter.graph import int8_mac_share
 from edgeport.model.load import path_from_ref, task_from_config
 from edgeport.recipe import Recipe
 from edgeport.results import Environment, ModelInfo, Results, TargetResult
@@ -23,11 +22,6 @@ from edgeport.stages.source import Inputs, Source, calibration_of, model_facts, 
     source_from_onnx
 from edgeport.targets.base import BuildContext, Target
 from edgeport.ui import UI
-
-# Above this share of its linear layers' multiply-accumulates kept in higher precision, an
-# "INT8" artifact is mostly float: said loudly, with the faster alternative to try.
-MOSTLY_FLOAT = 0.5
-
 
 def run_export(recipe: Recipe, out: Path, ui: UI) -> Results:
     """`edgeport export MODEL` and `edgeport run`: the model folder (compressed first when
@@ -115,7 +109,7 @@ def build_all(run: RunDir, source: Source, recipe: Recipe, inputs: Inputs, refer
         ui.info(f"{target.name}: mean cosine {fid.mean_cosine:.4f} on {fid.source}" + (" (cached)" if cached else ""))
         if manifest.fallback and not manifest.fallback.met:
             results.warnings.append(f"{target.name}: budget not met; the closest artifact was kept")
-        if entry.int8_mac_share is not None and entry.int8_mac_share < MOSTLY_FLOAT:
+        if manifest.mostly_float:
             message = (f"{target.name} is mostly float: the budget kept {1 - entry.int8_mac_share:.0%} of its linear "
                        f"layers' multiply-accumulates in higher precision; an fp16/bf16 target (e.g. openvino-fp16) "
                        f"may be as accurate and faster")
@@ -127,12 +121,9 @@ def target_result(run: RunDir, target: Target, manifest, cached: bool) -> Target
     folder = run.target_dir(target.name)
     size = sum((folder / f).stat().st_size for f in manifest.files)
     check = manifest.verification
-    share = None
-    if target.quantized and manifest.source_onnx_sha256 and (run.onnx_path).is_file():
-        share = round(int8_mac_share(run.onnx_path, manifest.precision.get("fp32_layers", [])), 4)
     return TargetResult(
         artifact=str(folder), runtime=target.runtime, precision=target.precision, strategy=manifest.strategy,
         size_mb=round(size / 1e6, 3), build_seconds=manifest.build_seconds_total, cached=cached,
-        fidelity=check.fidelity, accuracy=check.accuracy, fallback=manifest.fallback, int8_mac_share=share,
+        fidelity=check.fidelity, accuracy=check.accuracy, fallback=manifest.fallback, int8_mac_share=manifest.int8_mac_share,
         runtime_info=check.runtime,
     )

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgeport.artifact import ArtifactManifest
-from edgeport.model.load import LoadedModel, model_from_path, path_from_ref, save_model
+from edgeport.model.load import LoadedModel, model_from_path, path_from_ref, save_model, structure_to_record
 from edgeport.exporter.onnx_export import export_onnx
 from edgeport.runs import (code_version, MANIFEST, RunDir, atomic_dir, cache_key, hash_path, mark_stage, read_json,
                            stage_is_current, tool_versions, write_json)
@@ -21,6 +21,26 @@ def model_info(ref: str, loaded: LoadedModel, model_dir: Path) -> dict:
     }
 
 
+PROGRAM = "program.pt2"
+
+
+def export_program(loaded: LoadedModel, path: Path) -> str:
+    """The task module as a torch.export program with dynamic batch and sequence axes: what
+    the device agent loads for a compressed model, whose modules plain transformers cannot
+    rebuild (the agent imports nothing of edgeport). Returns the file name."""
+    import torch
+
+    from edgeport.model.wrappers import task_module
+
+    module = task_module(loaded)
+    example = {name: torch.ones((2, 16), dtype=torch.long) for name in loaded.family.inputs}
+    batch, sequence = torch.export.Dim("batch", min=1, max=1024), torch.export.Dim("sequence", min=2, max=512)
+    dynamic = {name: {0: batch, 1: sequence} for name in loaded.family.inputs}
+    program = torch.export.export(module, args=(), kwargs=example, dynamic_shapes=dynamic)
+    torch.export.save(program, str(path))
+    return path.name
+
+
 def prepare_model(run: RunDir, ref: str) -> tuple[LoadedModel, bool]:
     """Load the model from its reference and keep a copy in RUN_DIR/model (cached)."""
     source = path_from_ref(ref)
@@ -30,8 +50,10 @@ def prepare_model(run: RunDir, ref: str) -> tuple[LoadedModel, bool]:
         return loaded, True
     with atomic_dir(run.model_dir) as tmp:
         save_model(loaded, tmp)
-        # the model folder is itself profilable by the device agent (the PyTorch fp32 baseline)
-        ArtifactManifest(target="pytorch-fp32", format="pytorch", runtime="torch", files=[], task=loaded.task,
+        # the model folder is itself profilable by the device agent (the PyTorch fp32 baseline);
+        # a compressed model also travels as an exported program the agent loads with torch alone
+        files = [export_program(loaded, tmp / PROGRAM)] if structure_to_record(loaded.model) else []
+        ArtifactManifest(target="pytorch-fp32", format="pytorch", runtime="torch", files=files, task=loaded.task,
                          family=loaded.family.name, inputs=list(loaded.family.inputs),
                          vocab_size=loaded.model.config.vocab_size).write(tmp)
         mark_stage(tmp, key)

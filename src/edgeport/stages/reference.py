@@ -47,9 +47,12 @@ class Evidence:
     eval: TextSet | None = None
 
     def summary(self) -> dict:
-        sources = [self.heldout.source] + ([self.eval.source] if self.eval else [])
-        return {"source": " + ".join(sources),
-                "samples": len(self.heldout.records.texts) + (len(self.eval.records.texts) if self.eval else 0)}
+        """What the budget chose on: the labelled rows when there are any (their label
+        agreement and accuracy decide), else the held-out texts; the held-out texts also
+        count in the ranking by cosine."""
+        main = self.eval or self.heldout
+        return {"source": main.source, "samples": len(main.records.texts),
+                "heldout": self.heldout.source, "heldout_samples": len(self.heldout.records.texts)}
 
 
 @dataclass

@@ -64,6 +64,11 @@ class OpenVinoInt8Qat(OpenVinoInt8):
     def _build_impl(self, ctx: BuildContext, out: Path, prepared) -> Built:
         import copy
         import logging
+        import os
+
+        # NNCF compiles its torch extension on first use and gives up after 60 s by default,
+        # which a busy 2-core machine exceeds; the build is long anyway, so wait for it
+        os.environ.setdefault("NNCF_EXTENSION_LOAD_TIMEOUT", "600")
 
         import nncf
         import openvino as ov
