@@ -28,7 +28,7 @@ system-deps:
 	@bash scripts/system-deps.sh
 
 test: setup system-deps
-	EDGEPORT_TEST_ARTIFACTS=test-artifacts $(BIN)/python -m pytest -q -p no:cacheprovider
+	EDGEPORT_NO_COMPONENT_SKIPS=1 EDGEPORT_TEST_ARTIFACTS=test-artifacts $(BIN)/python -m pytest -q -rs -p no:cacheprovider
 
 # The side-by-side benchmark (not part of the tests): peers in their own venvs, then every path.
 bench: setup

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import real_component_missing
+
 from edgeport.devices import parsers
 from edgeport.devices.catalog import Connection, load_catalog, resolve
 from edgeport.targets.litert_benchmark import benchmark_model_argv, parse_benchmark_model
@@ -90,7 +92,7 @@ def test_parse_adb_devices():
     assert found[0]["model"] == "Pixel_8" and found[2]["state"] == "unauthorized"
 
 
-@pytest.mark.skipif(shutil.which("adb") is None, reason="adb is not installed (make test installs it as root)")
+@pytest.mark.skipif(shutil.which("adb") is None, reason=real_component_missing("adb is not installed (make test installs it as root)"))
 def test_real_adb_with_no_device_attached():
     import subprocess
 

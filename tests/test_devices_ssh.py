@@ -176,3 +176,35 @@ def test_tegrastats_sampled_during_the_run_on_a_jetson_entry(sshd, built_run, ru
     assert memory["reader"] == "tegrastats" and memory["peak_ram_used_mb"] == 3470
     assert memory["peak_power_mw"]["VDD_IN"] == 8205 and memory["samples"] >= 3
     assert not _running_agents()
+
+
+def _bare_runtime_python() -> str:
+    """A venv holding only ONNX Runtime (and numpy, its dependency): a device's Python with its
+    runtime and nothing of edgeport, torch or transformers. Built once from PyPI, kept under
+    the checkout's ignored .test-venvs/."""
+    import subprocess
+    from pathlib import Path
+
+    venv = Path(__file__).parents[1] / ".test-venvs" / "agent-bare"
+    python = venv / "bin" / "python"
+    if not (venv / ".ready").is_file():
+        subprocess.run([f"{sys.base_prefix}/bin/python3", "-m", "venv", "--clear", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "onnxruntime", "numpy"], check=True, timeout=600)
+        (venv / ".ready").write_text("onnxruntime numpy\n")
+    return str(python)
+
+
+def test_agent_runs_in_a_bare_runtime_only_environment(sshd, built_run, run_cli):
+    """A hidden import of edgeport (or torch) in the agent would fail here: the device's Python
+    has the runtime alone."""
+    import subprocess
+
+    python = _bare_runtime_python()
+    assert subprocess.run([python, "-c", "import edgeport"], capture_output=True).returncode != 0
+    assert subprocess.run([python, "-c", "import torch"], capture_output=True).returncode != 0
+    args = _ssh_args(sshd)
+    args[args.index("--remote-python") + 1] = python
+    code, stdout, stderr = run_cli("--json", "profile", built_run, "--target", "onnx-int8", "--runs", "5", *args)
+    assert code == 0, stderr
+    prof = json.loads(stdout)["targets"]["onnx-int8"]["profiles"][f"ssh:{sshd.user}@127.0.0.1:{sshd.port}"]
+    assert prof["runtime"]["name"] == "onnxruntime" and prof["latency_ms"]["p50"] > 0

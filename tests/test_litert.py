@@ -8,6 +8,8 @@ from dataclasses import replace
 
 import pytest
 
+from tests.conftest import real_component_missing
+
 from edgeport.calibration.data import builtin_texts
 from edgeport.exporter.graph import layers_from_onnx
 from edgeport.model.load import model_from_path
@@ -22,7 +24,7 @@ from edgeport.recipe import ProfileSpec
 from edgeport.targets.base import BuildContext
 from edgeport.targets.litert import tflite_regex
 
-pytest.importorskip("litert_torch", reason="the tflite extra is not installed")
+pytest.importorskip("litert_torch", reason=real_component_missing("the tflite extra is not installed"))
 
 
 @pytest.fixture(scope="module")

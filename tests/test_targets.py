@@ -67,10 +67,27 @@ def test_target_builds_and_runs(tiny_ctx, tmp_path, name, options, threshold):
         assert types & {"<Type: 'int4_t'>", "<Type: 'uint4_t'>", "i4", "u4"}, types
     if name == "openvino-int8-qat":
         assert manifest.details["qat"]["last_loss"] < manifest.details["qat"]["first_loss"]
-    if options.get("mode") == "static":
+    if target.precision in ("int8", "int4"):  # read from the artifact: it really is low precision
+        assert _low_precision_ops(tmp_path, name, options), name  # (sizes: the MiniLM end-to-end test)
+
+
+def _low_precision_ops(folder, name: str, options: dict) -> set[str]:
+    """The artifact's integer ops (ONNX) or integer weight constants / fake-quantize nodes
+    (OpenVINO IR), read from the files."""
+    if name.startswith("onnx"):
         import onnx
-        ops = {n.op_type for n in onnx.load(str(tmp_path / "model.onnx")).graph.node}
-        assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+        ops = {n.op_type for n in onnx.load(str(folder / "model.onnx")).graph.node}
+        wanted = {"QuantizeLinear", "DequantizeLinear"} if options.get("mode") == "static" else \
+            {"DynamicQuantizeLinear", "MatMulInteger"}
+        assert wanted <= ops, ops
+        return ops & wanted
+    import openvino as ov
+    model = ov.Core().read_model(str(folder / "model.xml"))
+    found = {op.get_type_name() for op in model.get_ops() if op.get_type_name() == "FakeQuantize"}
+    found |= {str(op.get_output_element_type(0)) for op in model.get_ops() if op.get_type_name() == "Constant"
+              and str(op.get_output_element_type(0)) in ("<Type: 'int8_t'>", "<Type: 'uint8_t'>", "i8", "u8",
+                                                          "<Type: 'int4_t'>", "<Type: 'uint4_t'>", "i4", "u4")}
+    return found
 
 
 def test_keep_fp_layers_stay_unquantized(tiny_ctx, tmp_path):

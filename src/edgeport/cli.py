@@ -252,11 +252,14 @@ def targets(state: State) -> None:
     infos = describe_all()
     document = {"targets": {i.name: {"runtime": i.runtime, "available": i.availability.available,
                                      "reason": str(i.availability) if not i.availability.available else "",
-                                     "options": i.options}
+                                     "experimental": i.experimental, "options": i.options}
                             for i in infos}}
     lines = []
     for i in infos:
-        lines.append(f"{i.name:<18} {i.runtime:<30} {'available' if i.availability.available else str(i.availability)}")
+        status = str(i.availability)
+        if i.availability.available and i.experimental:
+            status = f"experimental: {i.experimental}"
+        lines.append(f"{i.name:<18} {i.runtime:<30} {status}")
         lines += [f"    {key} ({o['type']}, default {o['default']!r}): {o['help']}" for key, o in i.options.items()]
     state.emit(document, "\n".join(lines))
 

@@ -70,7 +70,7 @@ def quiet_libraries() -> None:
     """Silence the libraries' own warnings and progress bars (shown again with --debug)."""
     warnings.filterwarnings("ignore")
     logging.getLogger().setLevel(logging.ERROR)
-    for name in ("nncf", "openvino", "onnxruntime", "torch", "transformers"):
+    for name in ("nncf", "openvino", "onnxruntime", "torch", "torchao", "transformers"):
         logging.getLogger(name).setLevel(logging.ERROR)
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")

@@ -7,7 +7,7 @@ import html
 import json
 
 from edgeport.report import plots
-from edgeport.report.table import COLUMNS, COMPRESSION_COLUMNS, compression_rows, rows
+from edgeport.report.table import COLUMNS, COMPRESSION_COLUMNS, compression_rows, evidence, rows
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem;color:#222;max-width:1200px}
@@ -69,6 +69,7 @@ def html_report(document: dict) -> str:
 {model['size_mb']:.1f} MB; created {html.escape(document['created'])}.</p>
 {warnings}
 <h2>Summary</h2><table id="summary"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
+<ul id="evidence">{"".join(f"<li>{html.escape(line)}</li>" for line in evidence(document))}</ul>
 {_compression(document)}
 <h2>Layers kept in higher precision</h2><ul id="fallbacks">{fallbacks or '<li>none</li>'}</ul>
 <h2>Charts</h2>

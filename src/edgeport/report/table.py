@@ -8,7 +8,7 @@ def _fmt(value, spec: str = ".2f", missing: str = "–") -> str:
 
 
 COLUMNS = ("target", "device", "runtime", "precision", "size MB", "p50 ms", "p90 ms", "p99 ms",
-           "× PyTorch", "peak RSS MB", "mean cos", "min cos", "top-1 agr", "acc drop pts", "fp32 layers")
+           "× PyTorch", "peak RSS MB", "mean cos", "min cos", "top-1 agr", "acc drop pts", "fp32 layers", "INT8 MACs")
 
 
 def rows(document: dict) -> list[list[str]]:
@@ -19,7 +19,7 @@ def rows(document: dict) -> list[list[str]]:
         out.append(["pytorch-fp32 (baseline)", base["device"], "torch", "fp32",
                     _fmt(document["model"]["size_mb"], ".1f"), _fmt(base["latency_ms"]["p50"]),
                     _fmt(base["latency_ms"]["p90"]), _fmt(base["latency_ms"]["p99"]), "1.00",
-                    _fmt(base.get("peak_rss_mb"), ".0f"), "1", "1", "–", "–", "–"])
+                    _fmt(base.get("peak_rss_mb"), ".0f"), "1", "1", "–", "–", "–", "–"])
     for name, entry in document["targets"].items():
         fid, acc = entry.get("fidelity") or {}, entry.get("accuracy") or {}
         fallback = entry.get("fallback") or {}
@@ -33,8 +33,31 @@ def rows(document: dict) -> list[list[str]]:
                 _fmt(prof.get("peak_rss_mb") if prof else None, ".0f"), _fmt(fid.get("mean_cosine"), ".4f"),
                 _fmt(fid.get("min_cosine"), ".4f"), _fmt(fid.get("top1_agreement"), ".4f"),
                 _fmt(acc.get("drop_points"), ".2f"), str(len(fallback.get("fp32_layers") or [])),
+                _fmt(entry.get("int8_mac_share"), ".0%") + (" (mostly float)" if _mostly_float(entry) else ""),
             ])
     return out
+
+
+def _mostly_float(entry: dict) -> bool:
+    share = entry.get("int8_mac_share")
+    return share is not None and share < 0.5
+
+
+def evidence(document: dict) -> list[str]:
+    """Which texts each figure comes from: the budget chose on one set, the figures grade
+    the artifact on another that played no part in the choice."""
+    lines = []
+    for name, entry in document["targets"].items():
+        fid, acc, fallback = entry.get("fidelity") or {}, entry.get("accuracy"), entry.get("fallback")
+        graded = f"{fid.get('source')} ({fid.get('samples')} texts)"
+        if acc:
+            graded += f" and {acc.get('source')} ({acc.get('samples')} labelled)"
+        line = f"{name}: figures on {graded}"
+        if fallback and fallback.get("selection"):
+            sel = fallback["selection"]
+            line += f"; the budget chose on {sel['source']} ({sel['samples']})"
+        lines.append(line)
+    return lines
 
 
 def markdown(document: dict) -> str:
@@ -45,6 +68,7 @@ def markdown(document: dict) -> str:
              f"(INT8 flags: {', '.join(document['environment']['cpu']['int8_flags']) or 'none'}).", "",
              "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(row) + " |" for row in rows(document)]
+    lines += ["", "Evidence (disjoint sets):", ""] + [f"- {line}" for line in evidence(document)]
     if document.get("compression"):
         lines += ["", "Compression (PyTorch, before export; measured against the original model):", "",
                   compression_markdown(document["compression"])]

@@ -15,7 +15,7 @@ from edgeport.recipe import Recipe
 from edgeport.calibration.budget import SensitivityRow
 from edgeport.runs import RunDir, cache_key, code_version, hash_path, read_json, tool_versions, write_json
 from edgeport.stages.build import Trials
-from edgeport.stages.flow import reference_of
+from edgeport.stages.reference import reference_of
 from edgeport.stages.results_file import load_results, save_results
 from edgeport.stages.source import calibration_of, model_facts, read_inputs, source_from_run
 from edgeport.targets.base import BuildContext

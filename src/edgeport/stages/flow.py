@@ -16,7 +16,7 @@ from edgeport.results import Environment, ModelInfo, Results, TargetResult
 from edgeport.runs import RunDir, read_json, tool_versions
 from edgeport.stages.build import build_target
 from edgeport.stages.profile import profile_all
-from edgeport.stages.reference import Reference, reference_from
+from edgeport.stages.reference import Reference, reference_of
 from edgeport.stages.results_file import save_results
 from edgeport.stages.source import Inputs, Source, calibration_of, model_facts, read_inputs, source_from_model, \
     source_from_onnx
@@ -53,11 +53,6 @@ def _check_eval_task(task: str) -> None:
     if task != "text-classification":
         raise UsageError("--eval measures the accuracy of classifiers; this model gives embeddings",
                          hint="drop --eval; fidelity is measured on held-out texts")
-
-
-def reference_of(source: Source, inputs: Inputs) -> Reference:
-    return reference_from(source.reference_runner, source.tokenizer, source.input_names,
-                          source.task == "text-classification", inputs.eval, source.id2label, inputs.budget_data)
 
 
 def _run(run: RunDir, source: Source, recipe: Recipe, inputs: Inputs, ui: UI, compression: dict | None = None

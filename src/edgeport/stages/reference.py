@@ -122,3 +122,10 @@ def reference_from(reference_runner: Runner, tokenizer, input_names, classifier:
             selection_records, eval_records = split_for_selection(eval_records)
         selection.eval, report.eval = make(selection_records), make(eval_records)
     return Reference(reference_runner, tokenizer, tuple(input_names), classifier, selection, report)
+
+
+def reference_of(source, inputs) -> Reference:
+    """The reference of a run's source (``stages.source.Source``) for its inputs
+    (``stages.source.Inputs``: eval and budget data)."""
+    return reference_from(source.reference_runner, source.tokenizer, source.input_names,
+                          source.task == "text-classification", inputs.eval, source.id2label, inputs.budget_data)

@@ -73,6 +73,7 @@ class Target(ABC):
     quantized: bool = False  # accuracy budgets and fallback apply
     fixed_shape: bool = False  # the artifact takes one batch x sequence shape only
     artifact_format: str = ""  # what the device agent loads: onnx | openvino | tflite | ...
+    experimental: str | None = None  # why its results on transformers are not yet to be relied on
     Options: ClassVar[type[TargetOptions]] = TargetOptions
 
     @abstractmethod

@@ -38,6 +38,7 @@ class TargetInfo:
     runtime: str
     availability: Availability
     options: dict  # key -> {"type", "default", "help"}
+    experimental: str | None = None
 
 
 def names() -> list[str]:
@@ -108,7 +109,7 @@ def describe_all() -> list[TargetInfo]:
     infos = []
     for name in BUILTIN:
         target = get(name)
-        infos.append(TargetInfo(name, target.runtime, target.check(), option_table(target.Options)))
+        infos.append(TargetInfo(name, target.runtime, target.check(), option_table(target.Options), target.experimental))
     for name, (runtime, reason) in PLANNED.items():
         infos.append(TargetInfo(name, runtime, Availability(False, reason), {}))
     return infos
