@@ -17,6 +17,7 @@ import logging
 import os
 import secrets
 import shutil
+import socket
 import tempfile
 import time
 from pathlib import Path
@@ -81,13 +82,10 @@ def session(address: str | None, out: Path, devices: list[str], ui: UI) -> Itera
         with _embedded(ray, out, devices, ui) as info:
             yield info
         return
+    _check_reachable(address)
     with _environment({"RAY_USAGE_STATS_ENABLED": "0"}):
         try:
             ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
-        except ImportError as exc:  # ray:// needs Ray Client (grpcio), not in Ray core
-            raise TargetUnavailableError(f"joining {address} needs Ray Client: {exc}".splitlines()[0],
-                                         hint="pip install 'ray[client]==2.60.0', or give HOST:PORT of the head "
-                                              "from a machine of the cluster") from exc
         except Exception as exc:  # noqa: BLE001 - Ray raises ConnectionError, AuthenticationError, RuntimeError...
             raise ClusterError(f"cannot join the Ray cluster at {address}: {exc}".splitlines()[0],
                                hint="check the address (ray start --head prints it) and the cluster's token: "
@@ -97,6 +95,27 @@ def session(address: str | None, out: Path, devices: list[str], ui: UI) -> Itera
             yield {"mode": "cluster", "address": address, "ray": ray.__version__, "nodes": _nodes(ray)}
         finally:
             ray.shutdown()
+
+
+def _check_reachable(address: str) -> None:
+    """Fail fast (Ray itself retries an unreachable head for minutes) and say what is missing."""
+    if address == "auto":
+        return
+    if address.startswith("ray://"):
+        try:
+            import grpc  # noqa: F401 - Ray Client's transport, not part of Ray core
+        except ImportError as exc:
+            raise TargetUnavailableError(f"joining {address} needs Ray Client, which Ray core does not include",
+                                         hint="pip install 'ray[client]==2.60.0', or run the sweep on a machine of "
+                                              "the cluster with --address HOST:PORT") from exc
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    host = host.strip("[]")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except (OSError, ValueError) as exc:
+        raise ClusterError(f"no Ray head answers at {address}: {exc}",
+                           hint="give HOST:PORT of `ray start --head` (default port 6379), ray://HOST:10001, or auto"
+                           ) from exc
 
 
 @contextlib.contextmanager
