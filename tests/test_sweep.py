@@ -160,6 +160,23 @@ def test_embedded_sweep_writes_report_and_keeps_going_after_a_bad_cell(embedded)
     assert not any(p.name == ".ray" for p in embedded["home_added"]) and not (out / ".engine").exists()
 
 
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium is not installed (make test installs it)")
+def test_sweep_report_renders_in_headless_chromium(embedded, tmp_path):
+    from PIL import Image
+
+    from tests.test_report_browser import _chromium
+
+    page = (embedded["out"] / "sweep.html").as_uri()
+    dom = _chromium(tmp_path, "--dump-dom", page)
+    assert dom.returncode == 0 and 'id="chart-loopback"' in dom.stdout
+    assert not [line for line in dom.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
+    shot = tmp_path / "sweep.png"
+    assert _chromium(tmp_path, "--window-size=1280,1600", f"--screenshot={shot}", page).returncode == 0
+    with Image.open(shot) as image:
+        colours = image.convert("RGB").getcolors(maxcolors=1 << 20)
+    assert colours is not None and len(colours) > 200  # the chart drew (a page of text has far fewer colours)
+
+
 def _job_of(path: Path, key: str):
     from edgeport.sweep.spec import read_sweep
 
@@ -169,9 +186,10 @@ def _job_of(path: Path, key: str):
 def test_resume_reruns_only_the_failed_job(embedded, run_cli):
     out = embedded["out"]
     before = {p: p.stat().st_mtime_ns for p in (out / "jobs").glob("*/job.json")}
-    code, _, err = run_cli("--json", "sweep", embedded["path"], "--out", out, "--resume")
+    code, stdout, _ = run_cli("--json", "sweep", embedded["path"], "--out", out, "--resume")
     assert code == 2
     document = json.loads((out / "sweep.json").read_text())
+    assert json.loads(stdout) == document  # --json prints sweep.json
     done = [j for j in document["jobs"] if j["status"] == "done"]
     assert len(done) == 2 and all(j["cached"] for j in done)
     for job in done:  # untouched
@@ -321,7 +339,7 @@ def test_killing_the_worker_mid_sweep_keeps_finished_jobs(cluster, tiny_models, 
         done = _wait(first_done, 240, "a first finished job")[0]
         cluster.kill(cluster.worker)  # the board's node dies while the other job holds or waits for the board
         cluster.start_worker(wait=False)  # and rejoins; the waiting device job is scheduled when it is up
-        stdout, stderr = sweep.communicate(timeout=240)
+        _, stderr = sweep.communicate(timeout=240)
     finally:
         if sweep.poll() is None:
             sweep.kill()

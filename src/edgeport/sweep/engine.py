@@ -29,7 +29,6 @@ from edgeport.sweep.spec import Job, Plan
 from edgeport.ui import UI
 
 OBJECT_STORE_BYTES = 256 * 1024 * 1024  # embedded Ray; Ray's default is 30% of RAM
-AUTH_ENV = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN_PATH", "RAY_AUTH_TOKEN", "RAY_USAGE_STATS_ENABLED")
 
 
 def _ray():
@@ -45,18 +44,24 @@ def device_resource(name: str) -> str:
     return f"device:{name}"
 
 
+def _set_environment(values: dict[str, str | None]) -> None:
+    for name, value in values.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 @contextlib.contextmanager
 def _environment(values: dict[str, str | None]) -> Iterator[None]:
     """Set (or unset, for None) environment variables; restore them afterwards."""
     before = {name: os.environ.get(name) for name in values}
     try:
-        for name, value in values.items():
-            os.environ.pop(name, None) if value is None else os.environ.__setitem__(name, value)
+        _set_environment(values)
         _reload_auth()
         yield
     finally:
-        for name, value in before.items():
-            os.environ.pop(name, None) if value is None else os.environ.__setitem__(name, value)
+        _set_environment(before)
         _reload_auth()
 
 
@@ -86,7 +91,7 @@ def session(address: str | None, out: Path, devices: list[str], ui: UI) -> Itera
     with _environment({"RAY_USAGE_STATS_ENABLED": "0"}):
         try:
             ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
-        except Exception as exc:  # noqa: BLE001 - Ray raises ConnectionError, AuthenticationError, RuntimeError...
+        except Exception as exc:  # Ray raises ConnectionError, AuthenticationError, RuntimeError...
             raise ClusterError(f"cannot join the Ray cluster at {address}: {exc}".splitlines()[0],
                                hint="check the address (ray start --head prints it) and the cluster's token: "
                                     "RAY_AUTH_TOKEN_PATH=<file> or RAY_AUTH_TOKEN (ray get-auth-token on the head)"

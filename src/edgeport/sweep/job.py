@@ -95,7 +95,7 @@ def build_job(job_json: str, *bundles: list[list]) -> dict:
             document = run_export(recipe, root / "run", UI(quiet=True))
         except EdgeportError as exc:
             out["error"] = error_record(exc)
-        except Exception as exc:  # noqa: BLE001 - recorded with its traceback as the job's failure (exit 1)
+        except Exception as exc:  # recorded with its traceback as the job's failure (exit 1)
             out["error"] = error_record(exc)
         else:
             out["error"] = _budget_missed(document)
@@ -133,7 +133,7 @@ def profile_job(job_json: str, built: dict) -> dict:
             profile = profile_on(root, access["device"], spec, {"host": access.get("host"), **connection})
         except EdgeportError as exc:
             out["error"] = error_record(exc)
-        except Exception as exc:  # noqa: BLE001 - recorded as the job's failure (exit 1)
+        except Exception as exc:  # recorded as the job's failure (exit 1)
             out["error"] = error_record(exc)
         else:
             profile.setdefault("environment", {})["reached_as"] = profile["device"]
