@@ -90,16 +90,23 @@ def run_sweep(path: Path, out: Path | None, address: str | None, resume: bool, u
     return document
 
 
+class SweepJobsFailedError(EdgeportError):
+    """Some jobs of a sweep failed: the exit code is the first failed job's own."""
+
+    def __init__(self, message: str, exit_code: int, hint: str | None = None):
+        super().__init__(message, hint)
+        self.exit_code = exit_code
+
+
 def raise_for_failures(document: dict, out: Path) -> None:
     """A sweep with failed jobs exits with the first failed job's code; only budget misses: 5."""
     failed = [j for j in document["jobs"] if j["status"] == "failed"]
     missed = [j for j in document["jobs"] if j["status"] == "missed"]
     if failed:
         first = failed[0]["error"]
-        error = EdgeportError(f"{len(failed)} of {len(document['jobs'])} jobs failed; first: {failed[0]['label']}: "
-                              f"{first['message']}", hint=f"see {out / 'sweep.md'}; rerun them with --resume")
-        error.exit_code = first["exit_code"]
-        raise error
+        raise SweepJobsFailedError(f"{len(failed)} of {len(document['jobs'])} jobs failed; first: "
+                                   f"{failed[0]['label']}: {first['message']}", first["exit_code"],
+                                   hint=f"see {out / 'sweep.md'}; rerun them with --resume")
     if missed:
         raise BudgetNotMetError(f"{len(missed)} of {len(document['jobs'])} jobs missed their budget; "
                                 f"their closest artifacts are kept in {out / 'jobs'}", hint=f"see {out / 'sweep.md'}")
