@@ -17,8 +17,10 @@ import logging
 import os
 import secrets
 import shutil
+import signal
 import socket
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Callable, Iterator
@@ -97,9 +99,28 @@ def session(address: str | None, out: Path, devices: list[str], ui: UI) -> Itera
                                     "RAY_AUTH_TOKEN_PATH=<file> or RAY_AUTH_TOKEN (ray get-auth-token on the head)"
                                ) from exc
         try:
-            yield {"mode": "cluster", "address": address, "ray": ray.__version__, "nodes": _nodes(ray)}
+            with _sigterm_as_interrupt():
+                yield {"mode": "cluster", "address": address, "ray": ray.__version__, "nodes": _nodes(ray)}
         finally:
             ray.shutdown()
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """After ray.init, SIGTERM is Ray's (a C++ handler that dumps a stack and aborts the
+    process before a sweep can save); here it stops the sweep the way Ctrl-C does."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 def _check_reachable(address: str) -> None:
@@ -143,8 +164,9 @@ def _embedded(ray, out: Path, devices: list[str], ui: UI) -> Iterator[dict]:
             ui.info(f"embedded Ray {ray.__version__} up in {time.perf_counter() - started:.1f} s "
                     f"({os.cpu_count()} CPUs, object store {OBJECT_STORE_BYTES >> 20} MB, token auth)")
             try:
-                yield {"mode": "embedded", "address": None, "ray": ray.__version__, "nodes": _nodes(ray),
-                       "object_store_mb": OBJECT_STORE_BYTES >> 20, "auth": "token"}
+                with _sigterm_as_interrupt():
+                    yield {"mode": "embedded", "address": None, "ray": ray.__version__, "nodes": _nodes(ray),
+                           "object_store_mb": OBJECT_STORE_BYTES >> 20, "auth": "token"}
             finally:
                 ray.shutdown()
     finally:

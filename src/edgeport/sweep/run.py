@@ -78,7 +78,7 @@ def run_sweep(path: Path, out: Path | None, address: str | None, resume: bool, u
             with session(address, out, devices, ui) as engine:
                 state["engine"] = engine
                 run_jobs(plan, todo, on_done, ui)
-    except (KeyboardInterrupt, SystemExit):  # Ctrl-C; SIGTERM (Ray's driver handler exits)
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (engine.py)
         save("interrupted", final=True)
         raise
     except EdgeportError:
