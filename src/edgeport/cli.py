@@ -385,6 +385,31 @@ def profile(state: State, run_dir: Path, targets: str | None, device: str | None
     state.emit(results, _summary(results.document()))
 
 
+@cli.command()
+@click.argument("sweep_path", metavar="SWEEP.yaml", type=click.Path(path_type=Path))
+@click.option("--address", default=None, metavar="auto|HOST:PORT|ray://HOST:PORT",
+              help="Join this Ray cluster (token from RAY_AUTH_TOKEN[_PATH]); default: an embedded local Ray.")
+@click.option("--out", "-o", type=click.Path(path_type=Path), default=None,
+              help="Sweep folder (default: runs/<sweep file name>).")
+@click.option("--resume", is_flag=True, help="Continue the sweep in --out: rerun only its failed or missing jobs.")
+@click.pass_obj
+def sweep(state: State, sweep_path: Path, address: str | None, out: Path | None, resume: bool) -> None:
+    """Run every job of a sweep (recipes x targets x budgets x devices) on Ray; one Pareto report.
+
+    \b
+    edgeport sweep recipes/minilm-sweep.yaml --out runs/minilm-sweep
+    edgeport sweep lab.yaml --address 10.0.0.2:6379 --resume
+    """
+    from edgeport.sweep.report import markdown
+    from edgeport.sweep.run import raise_for_failures, run_sweep
+
+    out = out or _default_out(sweep_path.stem)
+    with state.work():
+        document = run_sweep(sweep_path, out, address, resume, state.ui)
+    state.emit(document, markdown(document))
+    raise_for_failures(document, out)
+
+
 @cli.group()
 def devices() -> None:
     """The device catalog, and checks of real devices."""

@@ -10,6 +10,7 @@ Exit codes (also in the README):
 4     a target's SDK or runtime is missing on this host
 5     verification failed: export parity, or an accuracy/fidelity budget not met
 6     device error: unreachable, refused host key or login, timeout, dropped
+7     cluster error: Ray cluster unreachable or refused the token, a job's node lost
 ====  ==========================================================================
 """
 
@@ -82,6 +83,12 @@ class DeviceTimeoutError(DeviceError):
     pass
 
 
+class ClusterError(EdgeportError):
+    """The sweep engine (Ray): cluster unreachable, token refused, a job's node or worker lost."""
+
+    exit_code = 7
+
+
 EXIT_CODES = {
     0: "success",
     1: "internal error (a bug: run again with --debug and report it)",
@@ -90,4 +97,5 @@ EXIT_CODES = {
     TargetUnavailableError.exit_code: "a target's SDK or runtime is missing on this host",
     VerificationError.exit_code: "verification failed: export parity or accuracy budget not met",
     DeviceError.exit_code: "device error: unreachable, refused host key/login, timeout, dropped",
+    ClusterError.exit_code: "cluster error: Ray unreachable or refused the token, a job's node lost",
 }
