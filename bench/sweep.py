@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""Wall-clock of one sweep (default recipes/minilm-sweep.yaml: MiniLM x 3 INT8 targets x 2
+"""Wall-clock of one sweep (default sweeps/minilm.yaml: MiniLM x 3 INT8 targets x 2
 budgets = 6 jobs) run two ways on this machine: on the embedded Ray (`edgeport sweep`), and
 sequentially in one process (the same job function, one job after another, no Ray).
 
-    python bench/sweep.py [--sweep recipes/minilm-sweep.yaml] [--work runs/bench-sweep]
+    python bench/sweep.py [--sweep sweeps/minilm.yaml] [--work runs/bench-sweep]
 
 Writes bench/results/sweep.{json,md}. Each way starts from an empty folder (nothing cached)."""
 
@@ -49,7 +49,7 @@ def on_ray(path: Path, out: Path, ui: UI) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sweep", type=Path, default=Path("recipes/minilm-sweep.yaml"))
+    parser.add_argument("--sweep", type=Path, default=Path("sweeps/minilm.yaml"))
     parser.add_argument("--work", type=Path, default=Path("runs/bench-sweep"))
     args = parser.parse_args()
     quiet_libraries()

@@ -40,7 +40,11 @@ def _running_agents():
 
 
 def _leftovers():
-    return set(glob.glob("/tmp/edgeport-*"))
+    """The device scratch folders (``edgeport-`` and 12 hex digits) in /tmp: other processes'
+    temporary folders (``edgeport-<target>-...``) do not count."""
+    import re
+
+    return {p for p in glob.glob("/tmp/edgeport-*") if re.fullmatch(r"/tmp/edgeport-[0-9a-f]{12}", p)}
 
 
 def test_profile_over_ssh_end_to_end(sshd, built_run, run_cli):

@@ -355,3 +355,13 @@ def test_killing_the_worker_mid_sweep_keeps_finished_jobs(cluster, tiny_models, 
         assert sweep.returncode == 0
     else:
         assert other["error"]["exit_code"] == 7 and other["error"]["message"]
+
+
+def test_shipped_sweeps_expand():
+    from edgeport.sweep.spec import read_sweep
+
+    shipped = sorted((Path(__file__).parents[1] / "sweeps").glob("*.yaml"))
+    assert shipped
+    for path in shipped:
+        plan = expand(read_sweep(path), path.parent)
+        assert len(plan.jobs) == 6 and len({job.key for job in plan.jobs}) == 6

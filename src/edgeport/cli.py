@@ -397,7 +397,7 @@ def sweep(state: State, sweep_path: Path, address: str | None, out: Path | None,
     """Run every job of a sweep (recipes x targets x budgets x devices) on Ray; one Pareto report.
 
     \b
-    edgeport sweep recipes/minilm-sweep.yaml --out runs/minilm-sweep
+    edgeport sweep sweeps/minilm.yaml --out runs/minilm-sweep
     edgeport sweep lab.yaml --address 10.0.0.2:6379 --resume
     """
     from edgeport.sweep.report import markdown

@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 
 from edgeport.runs import RunDir, atomic_dir, read_json, write_json
-from edgeport.stages.single import save_results
+from edgeport.results import Results
+from edgeport.stages.results_file import save_results
 from edgeport.sweep.job import sha256_bytes, unpack
 from edgeport.sweep.report import job_metrics
 from edgeport.sweep.spec import Job
@@ -56,7 +57,7 @@ def write_job(out: Path, job: Job, build: dict | None, profile: dict | None, err
                 entry["artifact"] = str(folder / "targets" / name)
                 if profile and profile.get("profile"):
                     entry["profiles"][job.device] = profile["profile"]
-            document = save_results(RunDir(tmp), document)
+            document = save_results(RunDir(tmp), Results.model_validate(document)).document()
             record["metrics"] = job_metrics(document, job.device, (build.get("host") or {}).get("hostname"))
         write_json(tmp / JOB_FILE, record)
     return record

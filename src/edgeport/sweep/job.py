@@ -92,7 +92,7 @@ def build_job(job_json: str, *bundles: list[list]) -> dict:
             for sha, files in zip(job["inputs"], bundles, strict=True):
                 unpack(files, root / "inputs" / sha)
             recipe = job_recipe(job["recipe"], root / "inputs")
-            document = run_export(recipe, root / "run", UI(quiet=True))
+            document = run_export(recipe, root / "run", UI(quiet=True)).document()
         except EdgeportError as exc:
             out["error"] = error_record(exc)
         except Exception as exc:  # recorded with its traceback as the job's failure (exit 1)
@@ -111,16 +111,18 @@ def build_job(job_json: str, *bundles: list[list]) -> dict:
 
 def profile_job(job_json: str, built: dict) -> dict:
     """Profile the job's artifact on its board (this node holds the board's lease), then cool down."""
-    from edgeport.devices.catalog import resolve
-    from edgeport.devices.profiling import AGENT_SPEC_KEYS, profile_on
+    from edgeport.devices.catalog import Connection, resolve
+    from edgeport.devices.profiling import profile_on
+    from edgeport.recipe import ProfileSpec
     from edgeport.ui import quiet_libraries
 
     quiet_libraries()
     job = json.loads(job_json)
     access = job["access"]
     target = job["recipe"]["targets"][0]
-    spec = {k: v for k, v in job["recipe"]["profile"].items() if k in AGENT_SPEC_KEYS}
-    connection = {k: access[k] for k in ("identity", "known_hosts", "python") if access.get(k)}
+    spec = ProfileSpec.model_validate({**job["recipe"]["profile"], "device": access["device"]})
+    connection = Connection(host=access.get("host"),
+                            **{k: access[k] for k in ("identity", "known_hosts", "python") if access.get(k)})
     started = time.perf_counter()
     out: dict = {"profile": None, "error": None, "host": host_info(), "cooldown_s": access["cooldown_s"]}
     with tempfile.TemporaryDirectory(prefix="edgeport-profile-") as work:
@@ -129,8 +131,8 @@ def profile_job(job_json: str, built: dict) -> dict:
         try:
             unpack([[rel[len(prefix):], sha, data] for rel, sha, data in built["files"] if rel.startswith(prefix)],
                    root)
-            out["power_mode"] = resolve(access["device"], access.get("host"), **connection).entry.power_mode
-            profile = profile_on(root, access["device"], spec, {"host": access.get("host"), **connection})
+            out["power_mode"] = resolve(access["device"], connection).entry.power_mode
+            profile = profile_on(root, access["device"], spec, connection).model_dump(mode="json", by_alias=True)
         except EdgeportError as exc:
             out["error"] = error_record(exc)
         except Exception as exc:  # recorded as the job's failure (exit 1)
