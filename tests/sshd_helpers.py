@@ -44,7 +44,9 @@ class Sshd:
         self.process.wait(timeout=10)
 
 
-def start_sshd(folder: Path) -> Sshd:
+def start_sshd(folder: Path, sftp: bool = True) -> Sshd:
+    """sshd on a free port; ``sftp=False`` leaves out the Subsystem line, as on devices whose
+    SSH server has no SFTP (dropbear, OpenSSH without sftp-server)."""
     folder.mkdir(parents=True, exist_ok=True)
     os.chmod(folder, 0o700)
     _keygen(folder / "host_key")
@@ -62,7 +64,7 @@ PubkeyAuthentication yes
 PermitRootLogin prohibit-password
 StrictModes no
 UsePAM no
-Subsystem sftp internal-sftp
+{"Subsystem sftp internal-sftp" if sftp else ""}
 LogLevel ERROR
 """)
     Path("/run/sshd").mkdir(exist_ok=True) if os.geteuid() == 0 else None

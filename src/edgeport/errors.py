@@ -38,6 +38,10 @@ class UnknownTargetError(UsageError):
     pass
 
 
+class RunFolderBusyError(UsageError):
+    """Another edgeport command holds the run folder's lock."""
+
+
 class InputError(EdgeportError):
     exit_code = 3
 

@@ -75,12 +75,20 @@ class LabelMap:
     id2label: dict[int, str]
 
     def index(self, label: str) -> int:
-        if label.lstrip("-").isdigit():
-            return int(label)
+        if _is_index(label):
+            index = int(label)
+            if index < 0 or (self.id2label and index not in self.id2label):
+                raise ValueError(label)
+            return index
         lowered = {v.lower(): k for k, v in self.id2label.items()}
         if label.lower() in lowered:
             return lowered[label.lower()]
         raise ValueError(label)
+
+
+def _is_index(label: str) -> bool:
+    digits = label[1:] if label.startswith("-") else label
+    return digits.isascii() and digits.isdigit()
 
 
 def label_indices(labels: Sequence[str], id2label: dict, source: str) -> list[int]:
@@ -88,6 +96,12 @@ def label_indices(labels: Sequence[str], id2label: dict, source: str) -> list[in
     from edgeport.errors import DataFileError
 
     mapping = LabelMap({int(k): v for k, v in (id2label or {}).items()})
+    indices = [str(label) for label in labels if _is_index(str(label))]
+    names = [str(label) for label in labels if not _is_index(str(label))]
+    if indices and names:
+        raise DataFileError(
+            f"{source}: the labels mix class indices and names (e.g. '{indices[0]}' and '{names[0]}')",
+            hint=f"use one kind; the model's labels: {', '.join(map(str, (id2label or {}).values()))}")
     try:
         return [mapping.index(str(label)) for label in labels]
     except ValueError as exc:

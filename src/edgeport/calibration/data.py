@@ -5,8 +5,10 @@
   first of text, sentence, sentence1 present).
 - ``.tsv`` / ``.csv``: a header row; the text column is ``--text-column`` (same default).
 
-Every problem with a file (missing, empty, binary, malformed line, missing column, fewer
-rows than asked) raises :class:`DataFileError` naming the file and what to do.
+Every problem with a file (missing, empty, binary, not UTF-8, malformed line, missing
+column, a text that is not a string or longer than ``MAX_TEXT_CHARS``, a label that is not
+a string or an integer, fewer rows than asked) raises :class:`DataFileError` naming the
+file and what to do.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ TEXT_DEFAULTS = ("text", "sentence", "sentence1")
 LABEL_DEFAULTS = ("label", "labels")
 SUFFIXES = (".txt", ".jsonl", ".tsv", ".csv")
 BUILTIN = {"calibration": "calibration_en.txt", "heldout": "heldout_en.txt"}
+MAX_TEXT_CHARS = 100_000  # models read at most a few hundred tokens; a longer "text" is a wrong file
+BOMS = {b"\xff\xfe": "UTF-16", b"\xfe\xff": "UTF-16"}
 
 
 @dataclass(frozen=True)
@@ -43,7 +47,13 @@ def builtin_texts(name: str) -> Records:
 def _read_text(path: Path) -> str:
     if not path.is_file():
         raise DataFileError(f"data file '{path}' does not exist", hint="check the path")
-    raw = path.read_bytes()
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DataFileError(f"cannot read data file '{path}': {exc.strerror or exc}", hint="check the path") from exc
+    for bom, name in BOMS.items():
+        if raw.startswith(bom):
+            raise DataFileError(f"'{path}' is {name} text; edgeport reads UTF-8", hint="re-save it as UTF-8")
     if b"\x00" in raw[:65536]:
         raise DataFileError(f"'{path}' is a binary file, not text", hint=f"use one of {', '.join(SUFFIXES)}")
     try:
@@ -78,12 +88,36 @@ def _rows_jsonl(path: Path, text: str) -> list[dict]:
             continue
         try:
             row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataFileError(f"'{path}' line {number} is not valid JSON: {exc.msg}") from exc
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError, too many digits, too deep
+            reason = getattr(exc, "msg", None) or str(exc).split(";")[0] or "nested too deep"
+            raise DataFileError(f"'{path}' line {number} is not valid JSON: {reason}") from exc
         if not isinstance(row, dict):
             raise DataFileError(f"'{path}' line {number} is not a JSON object")
         rows.append(row)
     return rows
+
+
+def _line_of(rows: list[dict], index: int, suffix: str) -> int:
+    return index + (2 if suffix in (".tsv", ".csv") else 1)
+
+
+def _check_text(value, path: Path, where: str) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise DataFileError(f"'{path}' {where}: the text is a {type(value).__name__}, not a string",
+                            hint="every text must be a JSON string")
+    if len(value) > MAX_TEXT_CHARS:
+        raise DataFileError(f"'{path}' {where}: a text of {len(value):,} characters (the limit is {MAX_TEXT_CHARS:,})",
+                            hint="split it into sentences or paragraphs, one per line or row")
+    return value.strip()
+
+
+def _check_label(value, path: Path, where: str, key: str) -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise DataFileError(f"'{path}' {where}: the label '{key}' is a {type(value).__name__}, "
+                            f"not a class name or index", hint="labels are strings or integers")
+    return str(value).strip()
 
 
 def _rows_table(path: Path, text: str, delimiter: str) -> list[dict]:
@@ -112,17 +146,20 @@ def records_from_file(
     if suffix == ".txt":
         if need_labels:
             raise DataFileError(f"'{path}' is plain text and has no labels", hint="use .tsv, .csv or .jsonl")
-        return Records(str(path), [line.strip() for line in text.splitlines() if line.strip()])
+        lines = text.splitlines()
+        return Records(str(path), [_check_text(line, path, f"line {n}") for n, line in enumerate(lines, 1)
+                                   if line.strip()])
     rows = _rows_jsonl(path, text) if suffix == ".jsonl" else _rows_table(path, text, "\t" if suffix == ".tsv" else ",")
     if not rows:
         raise DataFileError(f"'{path}' has a header but no rows")
     columns = list(rows[0].keys())
     text_key = _pick(columns, text_column, TEXT_DEFAULTS, "text column", path)
-    texts = [str(row.get(text_key) or "").strip() for row in rows]
+    texts = [_check_text(row.get(text_key), path, f"line {_line_of(rows, i, suffix)}") for i, row in enumerate(rows)]
     labels = None
     if need_labels or label_column:
         label_key = _pick(columns, label_column, LABEL_DEFAULTS, "label column", path)
-        labels = [str(row.get(label_key, "")).strip() for row in rows]
+        labels = [_check_label(row.get(label_key, ""), path, f"line {_line_of(rows, i, suffix)}", label_key)
+                  for i, row in enumerate(rows)]
         if any(label == "" for label in labels):
             raise DataFileError(f"'{path}' has rows with an empty '{label_key}'")
     if not any(texts):

@@ -10,6 +10,7 @@ from edgeport.devices import agent
 from edgeport.errors import DeviceError
 
 AGENT_PATH = Path(agent.__file__)
+AGENT_MIN_PYTHON = (3, 8)  # the oldest Python the runtimes the agent drives (onnxruntime, openvino) support
 
 
 def agent_argv(python: str, agent_path: str, artifact: str, batch: int, sequence: int, runs: int,

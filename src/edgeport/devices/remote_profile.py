@@ -13,7 +13,7 @@ import posixpath
 from pathlib import Path
 
 from edgeport.devices.catalog import DeviceRef, resolve
-from edgeport.devices.local_profile import AGENT_PATH, agent_argv, as_profile, parse_agent_output
+from edgeport.devices.local_profile import AGENT_MIN_PYTHON, AGENT_PATH, agent_argv, as_profile, parse_agent_output
 from edgeport.devices.parsers import parse_benchmark_model
 from edgeport.devices.transports import open_transport
 from edgeport.devices.transports.base import Transport
@@ -42,8 +42,28 @@ def _timeout(spec: dict) -> float:
     return 300 + spec.get("runs", 100) * 2.0
 
 
+def check_python(transport: Transport, device: DeviceRef) -> str:
+    """The device's Python, which must exist and be new enough for the agent."""
+    python = device.remote_python
+    done = transport.exec([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], timeout=60)
+    how = "pass --remote-python PATH, or set `python:` in the device's catalog entry"
+    if done.code in (126, 127):
+        raise DeviceError(f"the Python '{python}' was not found on {device.label}", hint=how)
+    try:
+        major, minor = (int(x) for x in done.stdout.strip().splitlines()[-1].split("."))
+    except (IndexError, ValueError):
+        tail = (done.stderr.strip() or done.stdout.strip() or f"exit code {done.code}").splitlines()[-1]
+        raise DeviceError(f"'{python}' on {device.label} did not say its version: {tail}", hint=how) from None
+    if (major, minor) < AGENT_MIN_PYTHON:
+        need = ".".join(map(str, AGENT_MIN_PYTHON))
+        raise DeviceError(f"the Python '{python}' on {device.label} is {major}.{minor}; the agent needs {need} or newer",
+                          hint=how)
+    return f"{major}.{minor}"
+
+
 def _with_agent(transport: Transport, device: DeviceRef, artifact_dir: Path, manifest: dict, workdir: str,
                 spec: dict) -> dict:
+    check_python(transport, device)
     agent = posixpath.join(workdir, "edgeport_agent.py")
     push_verified(transport, AGENT_PATH, agent)
     remote_artifact = posixpath.join(workdir, "artifact")
@@ -129,8 +149,11 @@ def profile_remote(artifact_dir: Path, device: str, spec: dict, connection: dict
             raise
         if not _cleanup(transport, workdir):
             result.setdefault("warnings", []).append(f"could not remove {workdir} on the device")
+        copy = getattr(transport, "copy_method", None)
     profile = as_profile(result, ref.label)
     profile["environment"].setdefault("transport", ref.entry.transport)
+    if copy:
+        profile["environment"]["copy"] = copy  # sftp, or exec where the server has no SFTP
     return profile
 
 
@@ -148,6 +171,7 @@ def probe(device: str, connection: dict | None = None) -> dict:
     with open_transport(ref) as transport:
         info: dict = {"device": ref.label, "transport": ref.entry.transport}
         if ref.entry.transport != "adb":
+            check_python(transport, ref)
             workdir = transport.make_workdir()
             try:
                 agent = posixpath.join(workdir, "edgeport_agent.py")

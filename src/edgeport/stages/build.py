@@ -38,20 +38,42 @@ def build_key(target: Target, ctx: BuildContext, budget: Budget, granularity: st
 
 class Trials:
     """Builds of one target with given layers kept in fp32, each verified against the
-    reference, in a scratch folder; the fallback loop and sensitivity analysis use it."""
+    reference, in a scratch folder; the fallback loop and sensitivity analysis use it.
+
+    A trial's artifact stays in the scratch folder until ``release`` (the budget loop calls
+    it for every trial it can no longer choose), so the scratch space holds the best trial so
+    far and the one being built, not every trial of the search."""
 
     def __init__(self, target: Target, ctx: BuildContext, reference: Reference, base_manifest: dict, scratch: Path):
         self.target, self.ctx, self.reference, self.base, self.scratch = target, ctx, reference, base_manifest, scratch
         self.done: dict[tuple[str, ...], tuple[Path, dict]] = {}
+        self.built = 0
 
     def __call__(self, keep_fp: tuple[str, ...]) -> dict:
-        folder = self.scratch / f"trial-{len(self.done)}"
+        if keep_fp in self.done:
+            return self.done[keep_fp][1]
+        folder = self.scratch / f"trial-{self.built}"
+        self.built += 1
         folder.mkdir()
-        facts = self.target.build(_with_keep(self.ctx, keep_fp), folder)
-        _write_manifest(folder, self.target, self.ctx, facts, self.base)
-        check = self.reference.check(self.target.runner(folder))
+        try:
+            facts = self.target.build(_with_keep(self.ctx, keep_fp), folder)
+            _write_manifest(folder, self.target, self.ctx, facts, self.base)
+            check = self.reference.check(self.target.runner(folder))
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
         self.done[keep_fp] = (folder, check)
         return check
+
+    def release(self, keep_fp: tuple[str, ...]) -> None:
+        folder, _ = self.done.pop(keep_fp, (None, None))
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def folder_of(self, keep_fp: tuple[str, ...]) -> tuple[Path, dict]:
+        """The artifact of a trial (built again if it was released)."""
+        self(keep_fp)
+        return self.done[keep_fp]
 
 
 def build_target(target: Target, ctx: BuildContext, out: Path, reference: Reference, budget: Budget,
@@ -66,7 +88,8 @@ def build_target(target: Target, ctx: BuildContext, out: Path, reference: Refere
         trials = Trials(target, ctx, reference, base_manifest, Path(scratch))
         if target.quantized:
             layers = list(layers_from_onnx(ctx.onnx_path))
-            result = fallback(budget, units_of(layers, family, granularity), layers, trials, ui.info)
+            result = fallback(budget, units_of(layers, family, granularity), layers, trials, ui.info,
+                              release=trials.release)
             chosen = result.chosen.keep_fp
             fallback_facts = {
                 "budget": asdict(budget), "met": result.met, "fp32_layers": list(chosen),
@@ -77,7 +100,7 @@ def build_target(target: Target, ctx: BuildContext, out: Path, reference: Refere
         else:
             chosen, fallback_facts = (), None
             trials(())
-        folder, check = trials.done[chosen]
+        folder, check = trials.folder_of(chosen)
         with atomic_dir(out) as tmp:
             for item in folder.iterdir():
                 shutil.move(str(item), tmp / item.name)

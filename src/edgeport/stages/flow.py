@@ -13,17 +13,18 @@ from edgeport.calibration.data import Records, builtin_texts, records_from_file,
 from edgeport.devices.host import cpu_info, int8_warning
 from edgeport.devices.local_profile import profile_local
 from edgeport.errors import TargetUnavailableError, UsageError
-from edgeport.model.load import path_from_ref, task_from_config
+from edgeport.model.load import labels_of, path_from_ref, read_config, task_from_config
 from edgeport.recipe import DataSpec, Recipe
 from edgeport.runs import RunDir, read_json, tool_versions
 from edgeport.stages.build import build_target
 from edgeport.stages.reference import reference_from
-from edgeport.stages.single import merge_profile, save_results
+from edgeport.stages.single import check_run_folder, merge_profile, save_results
 from edgeport.stages.source import Source, source_from_model, source_from_onnx
 from edgeport.targets import registry
 from edgeport.calibration.feeds import CalibrationSet
 from edgeport.targets.base import BuildContext, Target
 from edgeport.ui import UI
+from edgeport.verify import label_indices
 
 
 @dataclass
@@ -55,12 +56,16 @@ def _records(spec: DataSpec, need_labels: bool) -> Records:
 
 def run_export(recipe: Recipe, out: Path, ui: UI) -> dict:
     """`edgeport export MODEL` and `edgeport run`: the model folder (compressed first when
-    the recipe says so) is exported to ONNX here."""
+    the recipe says so) is exported to ONNX here. The run folder, the data files and the
+    eval labels are checked before the model is copied or exported."""
+    run = RunDir(Path(out))
+    check_run_folder(run)
     folder = path_from_ref(recipe.model)
+    config = read_config(folder)
     inputs = read_inputs(recipe)
     if inputs.eval is not None:
-        _check_eval_task(task_from_config(read_json(folder / "config.json")))
-    run = RunDir(Path(out))
+        _check_eval_task(task_from_config(config))
+        label_indices(inputs.eval.labels, labels_of(config, folder / "config.json"), inputs.eval.source)
     compression = None
     if recipe.compress is not None:
         from edgeport.stages.compress import compress_stage
@@ -68,14 +73,19 @@ def run_export(recipe: Recipe, out: Path, ui: UI) -> dict:
         folder, compression, cached = compress_stage(run, recipe, ui)
         ui.info(f"compressed model: {folder}" + (" (cached)" if cached else ""))
         recipe = recipe.model_copy(update={"model": str(folder)})
-    source = source_from_model(run, recipe.model, recipe.opset, ui)
+    source = source_from_model(run, recipe.model, recipe.opset, ui, recipe.trust_pickle)
     return _run(run, source, recipe, inputs, ui, compression)
 
 
 def run_from_onnx(recipe: Recipe, onnx_file: Path, tokenizer_dir: Path, out: Path, ui: UI) -> dict:
     """`edgeport build model.onnx --tokenizer DIR`: an ONNX file exported elsewhere."""
-    inputs = read_inputs(recipe)
     run = RunDir(Path(out))
+    check_run_folder(run)
+    inputs = read_inputs(recipe)
+    config_file = Path(tokenizer_dir) / "config.json"
+    if inputs.eval is not None and config_file.is_file():
+        label_indices(inputs.eval.labels, labels_of(read_config(Path(tokenizer_dir)), config_file),
+                      inputs.eval.source)
     return _run(run, source_from_onnx(run, onnx_file, tokenizer_dir, ui), recipe, inputs, ui)
 
 
