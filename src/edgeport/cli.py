@@ -10,6 +10,7 @@ the command exits 143 (130 for Ctrl-C). Commands that write to a run folder hold
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import re
 import signal
@@ -139,7 +140,7 @@ def _target_options(items: tuple[str, ...]) -> dict[str, dict]:
         key, sep, value = item.partition("=")
         target, dot, name = key.partition(".")
         if not sep or not dot:
-            raise UsageError(f"--option '{item}' is not TARGET.KEY=VALUE")
+            raise UsageError(f"--option '{item}' is not TARGET.KEY=VALUE", hint="e.g. --option onnx-int8.mode=static")
         options.setdefault(target, {})[name] = value
     return options
 
@@ -332,7 +333,8 @@ def calibrate(state: State, run_dir: Path, targets: str, sensitivity: bool, trt_
     from edgeport.stages.calibrate import trt_cache
 
     if not sensitivity and not trt_version:
-        raise UsageError("say what to calibrate: --sensitivity and/or --trt-cache TRT_VERSION")
+        raise UsageError("say what to calibrate: --sensitivity and/or --trt-cache TRT_VERSION",
+                         hint="e.g. edgeport calibrate RUN_DIR --target onnx-int8 --sensitivity")
 
     recipe = _recipe_from_flags(str(run_dir), {**flags, "targets": targets, "no_profile": True})
     document: dict = {"sensitivity": {}}
@@ -457,6 +459,9 @@ def _signals_unwind():
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        from edgeport.runs import forget_pending_interrupt
+
+        forget_pending_interrupt()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -475,24 +480,57 @@ def _main(argv: list[str] | None) -> int:
         if exc.hint:
             click.echo(f"hint: {_one_line(exc.hint)}", err=True)
         return exc.exit_code
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:  # click turns KeyboardInterrupt (and so SIGTERM) into Abort
+        if isinstance(exc.__cause__, KeyboardInterrupt):
+            return _interrupted(exc.__cause__)
         click.echo("aborted", err=True)
         return 130
     except click.ClickException as exc:
         exc.show()
         return 2 if isinstance(exc, click.UsageError) else exc.exit_code
-    except KeyboardInterrupt as exc:
-        what = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
-        click.echo(f"{what}: finished stages are kept, nothing half-written was left in place, "
-                   "temporary files were removed; run the command again to continue", err=True)
-        return 143 if isinstance(exc, Terminated) else 130
-    except Exception as exc:  # a bug: say so plainly, without a traceback unless --debug
+    except OSError as exc:  # a full disk is the user's to fix; any other OSError that got here is a bug
         if debug:
             raise
-        click.echo(f"internal error: {type(exc).__name__}: {exc}".splitlines()[0], err=True)
-        click.echo("hint: run again with --debug and report the traceback", err=True)
-        return 1
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            return _internal_error(exc)
+        where = f" while writing '{exc.filename}'" if exc.filename else ""
+        click.echo(f"error: no space left on the device{where}", err=True)
+        click.echo("hint: free some space, or pass another --out; the stages finished before are kept", err=True)
+        return 3
+    except KeyboardInterrupt as exc:
+        return _interrupted(exc)
+    except Exception as exc:  # a bug: say so plainly, without a traceback unless --debug
+        interrupt = _interrupt_behind(exc)
+        if interrupt is not None:  # e.g. a C extension's import that the signal broke off: ImportError
+            return _interrupted(interrupt)
+        if debug:
+            raise
+        return _internal_error(exc)
     return 0
+
+
+def _interrupt_behind(exc: BaseException) -> KeyboardInterrupt | None:
+    """The Ctrl-C or SIGTERM an exception was raised in answer to, if any."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _interrupted(exc: KeyboardInterrupt) -> int:
+    what = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+    click.echo(f"{what}: finished stages are kept, nothing half-written was left in place and temporary "
+               "files were removed; run the command again to continue", err=True)
+    return 143 if isinstance(exc, Terminated) else 130
+
+
+def _internal_error(exc: BaseException) -> int:
+    click.echo(f"internal error: {type(exc).__name__}: {exc}".splitlines()[0], err=True)
+    click.echo("hint: run again with --debug and report the traceback", err=True)
+    return 1
 
 
 if __name__ == "__main__":

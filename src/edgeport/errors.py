@@ -10,6 +10,7 @@ Exit codes (also in the README):
 4     a target's SDK or runtime is missing on this host
 5     verification failed: export parity, or an accuracy/fidelity budget not met
 6     device error: unreachable, refused host key or login, timeout, dropped
+130   interrupted (Ctrl-C); 143: stopped by SIGTERM (finished stages are kept)
 ====  ==========================================================================
 """
 
@@ -94,4 +95,6 @@ EXIT_CODES = {
     TargetUnavailableError.exit_code: "a target's SDK or runtime is missing on this host",
     VerificationError.exit_code: "verification failed: export parity or accuracy budget not met",
     DeviceError.exit_code: "device error: unreachable, refused host key/login, timeout, dropped",
+    130: "interrupted (Ctrl-C)",
+    143: "stopped by SIGTERM (finished stages are kept)",
 }

@@ -100,6 +100,11 @@ def interrupt(exc: BaseException) -> None:
     raise exc
 
 
+def forget_pending_interrupt() -> None:
+    """Drop a signal held back during a commit that nothing raised (the command ended first)."""
+    _Commits.pending = None
+
+
 @contextlib.contextmanager
 def committing() -> Iterator[None]:
     _Commits.depth += 1

@@ -90,9 +90,11 @@ def _rows_jsonl(path: Path, text: str) -> list[dict]:
             row = json.loads(line)
         except (ValueError, RecursionError) as exc:  # JSONDecodeError, too many digits, too deep
             reason = getattr(exc, "msg", None) or str(exc).split(";")[0] or "nested too deep"
-            raise DataFileError(f"'{path}' line {number} is not valid JSON: {reason}") from exc
+            raise DataFileError(f"'{path}' line {number} is not valid JSON: {reason}",
+                                hint="each line of a .jsonl file is one JSON object") from exc
         if not isinstance(row, dict):
-            raise DataFileError(f"'{path}' line {number} is not a JSON object")
+            raise DataFileError(f"'{path}' line {number} is not a JSON object",
+                                hint='each line of a .jsonl file is one object, e.g. {"text": "..."}')
         rows.append(row)
     return rows
 
@@ -125,12 +127,14 @@ def _rows_table(path: Path, text: str, delimiter: str) -> list[dict]:
     try:
         rows = list(reader)
     except csv.Error as exc:
-        raise DataFileError(f"'{path}' is not valid {'TSV' if delimiter == chr(9) else 'CSV'}: {exc}") from exc
+        raise DataFileError(f"'{path}' is not valid {'TSV' if delimiter == chr(9) else 'CSV'}: {exc}",
+                            hint="check its quoting, or that one field is not the whole file") from exc
     if not reader.fieldnames:
         raise DataFileError(f"'{path}' has no header row", hint="the first line must name the columns")
     for number, row in enumerate(rows, 2):
         if None in row:
-            raise DataFileError(f"'{path}' line {number} has more fields than the header")
+            raise DataFileError(f"'{path}' line {number} has more fields than the header",
+                                hint="quote fields that hold the delimiter")
     return rows
 
 
@@ -151,7 +155,7 @@ def records_from_file(
                                    if line.strip()])
     rows = _rows_jsonl(path, text) if suffix == ".jsonl" else _rows_table(path, text, "\t" if suffix == ".tsv" else ",")
     if not rows:
-        raise DataFileError(f"'{path}' has a header but no rows")
+        raise DataFileError(f"'{path}' has a header but no rows", hint="add rows below the header line")
     columns = list(rows[0].keys())
     text_key = _pick(columns, text_column, TEXT_DEFAULTS, "text column", path)
     texts = [_check_text(row.get(text_key), path, f"line {_line_of(rows, i, suffix)}") for i, row in enumerate(rows)]
@@ -161,9 +165,10 @@ def records_from_file(
         labels = [_check_label(row.get(label_key, ""), path, f"line {_line_of(rows, i, suffix)}", label_key)
                   for i, row in enumerate(rows)]
         if any(label == "" for label in labels):
-            raise DataFileError(f"'{path}' has rows with an empty '{label_key}'")
+            raise DataFileError(f"'{path}' has rows with an empty '{label_key}'", hint="give every row a label")
     if not any(texts):
-        raise DataFileError(f"'{path}' has no non-empty text in column '{text_key}'")
+        raise DataFileError(f"'{path}' has no non-empty text in column '{text_key}'",
+                            hint="name the column with the texts with --text-column")
     return Records(str(path), texts, labels)
 
 

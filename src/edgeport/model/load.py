@@ -10,6 +10,7 @@ wrong shape), and tokenizer files present in the folder itself.
 
 from __future__ import annotations
 
+import errno
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -335,7 +336,12 @@ def structure_to_record(model) -> dict:
 
 def save_model(loaded: LoadedModel, out: Path) -> None:
     """Write model (safetensors), tokenizer and edgeport's task/pooling spec to a folder."""
-    loaded.model.save_pretrained(out, safe_serialization=True)
+    try:
+        loaded.model.save_pretrained(out, safe_serialization=True)
+    except Exception as exc:  # safetensors reports a full disk as its own SafetensorError
+        if "os error 28" in str(exc) or "No space left" in str(exc):
+            raise OSError(errno.ENOSPC, "No space left on device", str(out)) from exc
+        raise
     loaded.tokenizer.save_pretrained(out)
     spec = {"task": loaded.task, "family": loaded.family.name,
             "pooling": {"mode": loaded.pooling.mode, "normalize": loaded.pooling.normalize}}

@@ -116,7 +116,7 @@ def _onnx_signature(path: Path) -> tuple[tuple[str, ...], str, int, list[str]]:
             f"'{path}' has inputs {', '.join(inputs)}; edgeport needs input_ids and attention_mask "
             f"(and optionally token_type_ids)", hint="export the encoder with those input names")
     if not model.graph.output:
-        raise CorruptOnnxError(f"'{path}' has no outputs")
+        raise CorruptOnnxError(f"'{path}' has no outputs", hint=REEXPORT)
     params = sum(int(np.prod(t.dims)) for t in model.graph.initializer)
     return inputs, model.graph.output[0].name, params, external
 
@@ -138,7 +138,7 @@ def source_from_onnx(run: RunDir, onnx_file: Path, tokenizer_dir: Path, ui: UI) 
 
     onnx_file = Path(onnx_file)
     if not onnx_file.is_file():
-        raise ModelNotFoundError(f"ONNX file '{onnx_file}' does not exist")
+        raise ModelNotFoundError(f"ONNX file '{onnx_file}' does not exist", hint="check the path")
     inputs, output, params, external = _onnx_signature(onnx_file)
     check_onnx(onnx_file)
     if not Path(tokenizer_dir).is_dir():
