@@ -851,3 +851,26 @@ def test_default_run_folder_never_leads_out_of_runs(ref, tmp_path, monkeypatch):
     out = _default_out(ref)
     assert out.parent == Path("runs") and out.name not in ("", ".", "..") and not out.name.startswith(".")
     assert (tmp_path / out).resolve().parent == (tmp_path / "runs").resolve()
+
+
+# ---------------------------------------------------------------- pickles: only when the user opts in
+def test_a_trusted_pickle_is_read_and_the_run_keeps_safetensors(world, env, run_cli):
+    """--trust-pickle (recipe: trust_pickle: true) reads a pytorch_model.bin whose weights
+    cover the model; the run folder's copy is safetensors, and its outputs equal those of the
+    same weights read from safetensors."""
+    import yaml
+
+    bert, _, prior = world
+    m = env.model()
+    _pickle_bin(m, _tiny_state(env))
+    recipe = env.file("r.yaml", yaml.safe_dump({"model": str(m), "targets": ["onnx-fp32"], "trust_pickle": True,
+                                                "calibration": {"size": 10}, "profile": {"enabled": False}}))
+    code, stdout, stderr = run_cli("--json", "run", recipe, "--out", env.out)
+    assert code == 0, stderr
+    assert list((env.out / "model").glob("*.bin")) == [] and (env.out / "model" / "model.safetensors").is_file()
+    from safetensors.torch import load_file
+
+    copied, original = load_file(env.out / "model" / "model.safetensors"), _tiny_state(env)
+    assert copied.keys() == original.keys() and all((copied[k] == original[k]).all() for k in copied)
+    fid = json.loads(stdout)["targets"]["onnx-fp32"]["fidelity"]
+    assert fid["mean_cosine"] > 0.99999

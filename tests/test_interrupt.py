@@ -147,3 +147,26 @@ def test_sigkill_at_any_point_never_corrupts_the_stage_cache(tiny_models, tmp_pa
     _stage_folders_are_whole(run)
     assert not [p.name for p in run.rglob("*") if ".tmp-" in p.name or ".old-" in p.name]
     assert (run / "targets" / "onnx-int8" / "model.onnx").is_file()
+
+
+def test_sigterm_during_profiling_keeps_the_results_and_stops_the_agent(earlier_run, tmp_path):
+    run, tmpdir, log = earlier_run, tmp_path / "tmpdir", tmp_path / "log"
+    tmpdir.mkdir()
+    results = (run / "results.json").read_text()
+    proc = _start(["profile", run, "--runs", "10000000"], tmpdir, log)
+
+    def agents() -> list[str]:
+        found = subprocess.run(["pgrep", "-P", str(proc.pid), "-f", "agent.py"], capture_output=True, text=True)
+        return found.stdout.split()
+
+    _wait_for(lambda: bool(agents()), proc, 120, "the agent to start")
+    time.sleep(1.0)
+    child = agents()
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 143, log.read_text()
+    assert (run / "results.json").read_text() == results
+    assert not (run / ".edgeport.lock").exists()
+    assert _leftovers(tmpdir) == []
+    for pid in child:  # the agent was stopped with the command
+        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
