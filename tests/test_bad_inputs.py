@@ -502,7 +502,7 @@ def _(env):
     return env.eval("e.tsv", "sentence\tlabel\ngood\t1\nodd\t7\n")
 
 
-@case("eval-mixed-label-types", 3, "the labels mix class indices and names")
+@case("eval-mixed-label-types", 3, "mixes label types: int in row 1, str in row 2")
 def _(env):
     return env.eval("e.jsonl", '{"text": "good", "label": 1}\n{"text": "bad", "label": "negative"}\n')
 

@@ -6,7 +6,6 @@ run folder's results stay as they were."""
 
 from __future__ import annotations
 
-import glob
 import json
 import shutil
 import sys
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.sshd_helpers import start_sshd
+from tests.sshd_helpers import device_scratch_folders, processes_under, start_sshd
 
 pytestmark = pytest.mark.ssh
 
@@ -47,7 +46,7 @@ def _args(server, python: str = sys.executable, device: str | None = None):
 
 
 def _leftovers():
-    return set(glob.glob("/tmp/edgeport-*"))
+    return device_scratch_folders()
 
 
 def _one_error(stderr: str) -> str:
@@ -158,17 +157,39 @@ def test_python_missing_on_the_device(sshd, run_folder, run_cli, tmp_path):
     assert "was not found on" in _one_error(stderr)
 
 
-def test_run_that_takes_too_long_times_out(sshd, run_folder, run_cli, monkeypatch):
+def test_run_that_takes_too_long_stops_on_the_device(sshd, run_folder, run_cli, monkeypatch):
+    """A run longer than its time limit ends in exit 6, and the agent stops itself on the
+    device (its own deadline), so nothing keeps running there."""
+    import time
+
     from edgeport.devices import remote_profile
 
     monkeypatch.setattr(remote_profile, "_timeout", lambda spec: 3.0)
     results = (run_folder / "results.json").read_text()
     before = _leftovers()
+    started = time.monotonic()
     code, _, stderr = run_cli("profile", run_folder, "--runs", "2000000", *_args(sshd))
-    assert code == 6
-    assert "took longer than 3 s" in _one_error(stderr)
+    assert code == 6 and time.monotonic() - started < 30
+    assert "the agent's time budget ran out" in _one_error(stderr)
     assert (run_folder / "results.json").read_text() == results
     assert _leftovers() == before  # the scratch folder was removed after the timeout
+    assert processes_under(sshd.process.pid, "edgeport_agent.py") == []
+
+
+def test_a_command_past_its_timeout_is_cut_off(sshd):
+    """The transport's own timeout, for a command that never ends (here `sleep`)."""
+    import time
+
+    from edgeport.devices.catalog import resolve
+    from edgeport.devices.transports import open_transport
+    from edgeport.errors import DeviceTimeoutError
+
+    ref = resolve(sshd.url, identity=str(sshd.client_key), known_hosts=str(sshd.known_hosts))
+    with open_transport(ref) as transport:
+        started = time.monotonic()
+        with pytest.raises(DeviceTimeoutError, match="'sleep' took longer than 1 s"):
+            transport.exec(["sleep", "30"], timeout=1)
+        assert time.monotonic() - started < 10
 
 
 @pytest.mark.parametrize("server", ["sshd", "sshd_without_sftp"])

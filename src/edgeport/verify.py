@@ -96,12 +96,6 @@ def label_indices(labels: Sequence[str], id2label: dict, source: str) -> list[in
     from edgeport.errors import DataFileError
 
     mapping = LabelMap({int(k): v for k, v in (id2label or {}).items()})
-    indices = [str(label) for label in labels if _is_index(str(label))]
-    names = [str(label) for label in labels if not _is_index(str(label))]
-    if indices and names:
-        raise DataFileError(
-            f"{source}: the labels mix class indices and names (e.g. '{indices[0]}' and '{names[0]}')",
-            hint=f"use one kind; the model's labels: {', '.join(map(str, (id2label or {}).values()))}")
     try:
         return [mapping.index(str(label)) for label in labels]
     except ValueError as exc:

@@ -122,6 +122,17 @@ def _check_label(value, path: Path, where: str, key: str) -> str:
     return str(value).strip()
 
 
+def _one_label_type(rows: list[dict], key: str, path: Path) -> None:
+    """JSON labels are all integers (class indices) or all strings (class names)."""
+    first: dict[type, int] = {}
+    for number, row in enumerate(rows, 1):
+        first.setdefault(type(row.get(key)), number)
+    if len(first) > 1:
+        (a, la), (b, lb) = list(first.items())[:2]
+        raise DataFileError(f"'{path}' mixes label types: {a.__name__} in row {la}, {b.__name__} in row {lb}",
+                            hint="use one kind: all class names (strings) or all class indices (integers)")
+
+
 def _rows_table(path: Path, text: str, delimiter: str) -> list[dict]:
     reader = csv.DictReader(io.StringIO(text), delimiter=delimiter, quoting=csv.QUOTE_MINIMAL)
     try:
@@ -166,6 +177,8 @@ def records_from_file(
                   for i, row in enumerate(rows)]
         if any(label == "" for label in labels):
             raise DataFileError(f"'{path}' has rows with an empty '{label_key}'", hint="give every row a label")
+        if suffix == ".jsonl":
+            _one_label_type(rows, label_key, path)
     if not any(texts):
         raise DataFileError(f"'{path}' has no non-empty text in column '{text_key}'",
                             hint="name the column with the texts with --text-column")

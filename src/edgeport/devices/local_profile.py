@@ -14,9 +14,12 @@ AGENT_MIN_PYTHON = (3, 8)  # the oldest Python the runtimes the agent drives (on
 
 
 def agent_argv(python: str, agent_path: str, artifact: str, batch: int, sequence: int, runs: int,
-               warmup: int, threads: int | None) -> list[str]:
-    return [python, agent_path, "--artifact", artifact, "--batch", str(batch), "--sequence", str(sequence),
+               warmup: int, threads: int | None, max_seconds: float | None = None) -> list[str]:
+    """The agent's command line; ``max_seconds``: the agent stops itself after that long (so
+    that a run edgeport gave up on does not go on on the device)."""
+    argv = [python, agent_path, "--artifact", artifact, "--batch", str(batch), "--sequence", str(sequence),
             "--runs", str(runs), "--warmup", str(warmup), "--threads", str(threads or 0)]
+    return argv + ["--max-seconds", f"{max_seconds:g}"] if max_seconds else argv
 
 
 def parse_agent_output(stdout: str, stderr: str, where: str) -> dict:

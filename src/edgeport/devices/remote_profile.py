@@ -69,11 +69,11 @@ def _with_agent(transport: Transport, device: DeviceRef, artifact_dir: Path, man
     remote_artifact = posixpath.join(workdir, "artifact")
     _push_artifact(transport, artifact_dir, manifest, remote_artifact)
     argv = agent_argv(device.remote_python, agent, remote_artifact, spec.get("batch", 1), spec.get("sequence", 128),
-                      spec.get("runs", 100), spec.get("warmup", 10), spec.get("threads"))
+                      spec.get("runs", 100), spec.get("warmup", 10), spec.get("threads"), max_seconds=_timeout(spec))
     sampler = TegrastatsSampler(transport, device, workdir) if device.entry.memory == "tegrastats" else None
     if sampler:
         sampler.start()
-    done = transport.exec(argv, timeout=_timeout(spec))
+    done = transport.exec(argv, timeout=_timeout(spec) + 30)  # the agent's own deadline comes first
     result = parse_agent_output(done.stdout, done.stderr, device.label)
     if sampler:
         result["device_memory"] = sampler.stop()

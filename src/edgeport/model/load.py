@@ -231,7 +231,7 @@ def _check_coverage(path: Path, model, info: dict, task: Task) -> None:
     otherwise initialise what is missing at random (and say so only in a silenced warning)."""
     missing = sorted(info.get("missing_keys") or ())
     if task == "feature-extraction":  # the pooler does not feed the exported embeddings
-        missing = [k for k in missing if not k.split(".", 1)[0] == "pooler" and ".pooler." not in f".{k}"]
+        missing = [k for k in missing if ".pooler." not in f".{k}"]
     mismatched = sorted(info.get("mismatched_keys") or (), key=str)
     prefix = getattr(model, "base_model_prefix", "") or ""
     own = {name for name, _ in model.base_model.named_children()}
