@@ -150,7 +150,7 @@ def _default_out(model: str) -> Path:
     `../../etc` never leads the run folder out of runs/)."""
     path = Path(model).expanduser()
     name = (path.resolve().name if path.exists() else path.name).strip()
-    name = re.sub(r"[^A-Za-z0-9._+-]", "_", name).lstrip(".")
+    name = re.sub(r"[^\w.+-]", "_", name).lstrip(".")
     return Path("runs") / (name or "model")
 
 
