@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -44,7 +45,9 @@ class Sshd:
         self.process.wait(timeout=10)
 
 
-def start_sshd(folder: Path) -> Sshd:
+def start_sshd(folder: Path, sftp: bool = True) -> Sshd:
+    """sshd on a free port; ``sftp=False`` leaves out the Subsystem line, as on devices whose
+    SSH server has no SFTP (dropbear, OpenSSH without sftp-server)."""
     folder.mkdir(parents=True, exist_ok=True)
     os.chmod(folder, 0o700)
     _keygen(folder / "host_key")
@@ -62,7 +65,7 @@ PubkeyAuthentication yes
 PermitRootLogin prohibit-password
 StrictModes no
 UsePAM no
-Subsystem sftp internal-sftp
+{"Subsystem sftp internal-sftp" if sftp else ""}
 LogLevel ERROR
 """)
     Path("/run/sshd").mkdir(exist_ok=True) if os.geteuid() == 0 else None
@@ -130,3 +133,37 @@ class CuttableProxy:
             except OSError:
                 pass
             sock.close()
+
+
+def processes_under(root_pid: int, needle: str) -> list[int]:
+    """Live processes descended from ``root_pid`` whose command line holds ``needle`` (the
+    agents a test's own sshd started, whatever else runs on the machine)."""
+    children: dict[int, list[int]] = {}
+    cmdlines: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            state, ppid = fields[0], int(fields[1])
+            if state == "Z":
+                continue
+            cmdlines[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], list(children.get(root_pid, []))
+    while todo:
+        pid = todo.pop()
+        if needle in cmdlines.get(pid, ""):
+            found.append(pid)
+        todo.extend(children.get(pid, []))
+    return found
+
+
+DEVICE_SCRATCH = re.compile(r"^edgeport-[0-9a-f]{12}$")  # Transport.make_workdir's names
+
+
+def device_scratch_folders(base: str = "/tmp") -> set[str]:
+    """The scratch folders profiling makes on a (loopback) device, and only those."""
+    return {str(p) for p in Path(base).iterdir() if DEVICE_SCRATCH.match(p.name)}

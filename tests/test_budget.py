@@ -78,3 +78,27 @@ def test_min_fidelity_bounds_label_agreement_on_eval_data():
     assert budget.shortfalls(check(0.9999, 0.98, 0.0, 0.995)) == ["label agreement on eval data 0.9950 < 0.998"]
     assert budget.meets(check(0.9999, 0.98, 0.0, 0.999))  # eval data, when given, is what counts
     assert budget.shortfalls(check(0.99, 0.98)) == ["top-1 agreement 0.9800 < 0.998"]
+
+
+def test_the_search_holds_only_the_trials_it_may_still_choose():
+    """Scratch space stays bounded: at any time at most the best trial so far and the one
+    being built are held, and the chosen trial is among them at the end."""
+    from edgeport.calibration.budget import Budget as B
+
+    for min_fidelity, granularity in ((0.995, "role"), (0.9925, "role"), (1.0001, "role"), (1.0001, "layer"),
+                                      (0.9925, "layer")):
+        held: set = set()
+        peak = 0
+        build = fake_build([])
+
+        def try_build(keep):
+            nonlocal peak
+            held.add(keep)
+            peak = max(peak, len(held))
+            return build(keep)
+
+        result = fallback(B(min_fidelity=min_fidelity), units_of(LAYERS, BERT, granularity), LAYERS, try_build,
+                          release=held.discard)
+        assert peak <= 2, (min_fidelity, granularity, peak)
+        assert held == {result.chosen.keep_fp}, (min_fidelity, granularity, held)
+        assert len(result.trials) + len(result.sensitivity) > 2  # many trials were built, few were held

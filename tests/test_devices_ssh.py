@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import glob
 import json
 import sys
 import threading
@@ -10,7 +9,7 @@ import time
 
 import pytest
 
-from tests.sshd_helpers import CuttableProxy, free_port
+from tests.sshd_helpers import CuttableProxy, device_scratch_folders, free_port, processes_under
 
 pytestmark = pytest.mark.ssh
 
@@ -32,19 +31,13 @@ def _ssh_args(sshd, *, known_hosts=None, port=None, identity=None):
             "--known-hosts", known_hosts or sshd.known_hosts, "--remote-python", sys.executable]
 
 
-def _running_agents():
-    import subprocess
-
-    done = subprocess.run(["pgrep", "-f", "edgeport-.*/edgeport_agent.py"], capture_output=True, text=True)
-    return done.stdout.split()
+def _running_agents(sshd):
+    """Agents started through this test's sshd (not those of other test runs on the machine)."""
+    return processes_under(sshd.process.pid, "edgeport_agent.py")
 
 
 def _leftovers():
-    """The device scratch folders (``edgeport-`` and 12 hex digits) in /tmp: other processes'
-    temporary folders (``edgeport-<target>-...``) do not count."""
-    import re
-
-    return {p for p in glob.glob("/tmp/edgeport-*") if re.fullmatch(r"/tmp/edgeport-[0-9a-f]{12}", p)}
+    return device_scratch_folders()
 
 
 def test_profile_over_ssh_end_to_end(sshd, built_run, run_cli):
@@ -148,9 +141,9 @@ def test_connection_dropping_mid_run_keeps_results_and_says_what_is_left(sshd, b
     assert "left /tmp/edgeport-" in stderr  # what was left on the device is named
     assert (built_run / "results.json").read_text() == results_before  # nothing lost
     deadline = time.monotonic() + 20  # the orphaned agent notices its session is gone and stops
-    while time.monotonic() < deadline and _running_agents():
+    while time.monotonic() < deadline and _running_agents(sshd):
         time.sleep(0.5)
-    assert not _running_agents(), "an agent kept running on the device after the drop"
+    assert not _running_agents(sshd), "an agent kept running on the device after the drop"
     for leftover in _leftovers() - before:  # tidy what the dropped run could not
         import shutil
         shutil.rmtree(leftover, ignore_errors=True)
@@ -179,7 +172,7 @@ def test_tegrastats_sampled_during_the_run_on_a_jetson_entry(sshd, built_run, ru
     memory = prof["device_memory"]
     assert memory["reader"] == "tegrastats" and memory["peak_ram_used_mb"] == 3470
     assert memory["peak_power_mw"]["VDD_IN"] == 8205 and memory["samples"] >= 3
-    assert not _running_agents()
+    assert not _running_agents(sshd)
 
 
 def _bare_runtime_python() -> str:

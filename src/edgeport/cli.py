@@ -2,13 +2,20 @@
 
 Every user error is an :class:`~edgeport.errors.EdgeportError`; ``main`` prints it as one
 line (``error: ...``) and exits with its code. Tracebacks appear only with ``--debug``.
+SIGTERM (what ``timeout``, CI runners and schedulers send) is handled like Ctrl-C: the work
+unwinds, temporary folders are removed, a stage being swapped into place finishes first, and
+the command exits 143 (130 for Ctrl-C). Commands that write to a run folder hold its lock.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
+import re
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import click
@@ -52,6 +59,12 @@ def cli(ctx: click.Context, debug: bool, as_json: bool) -> None:
     ctx.obj = State(debug, as_json)
 
 
+def _trust_pickle_option():
+    return click.option("--trust-pickle", is_flag=True, default=None,
+                        help="Read a model folder's pickled pytorch_model.bin (only for files you trust; "
+                             "converting to safetensors is better).")
+
+
 def _export_options(func):
     options = [
         click.option("--target", "-t", "targets", default="openvino-int8,onnx-int8", show_default=True,
@@ -82,6 +95,7 @@ def _export_options(func):
                      "(keys from ssh-agent/~/.ssh, host keys from ~/.ssh/known_hosts)."),
         click.option("--option", "target_options", multiple=True, metavar="TARGET.KEY=VALUE",
                      help="A target option, e.g. onnx-int8.mode=static."),
+        _trust_pickle_option(),
     ]
     for option in reversed(options):
         func = option(func)
@@ -98,7 +112,7 @@ def _recipe_from_flags(model: str, flags: dict):
     calib = {}
     if flag("calib"):
         calib["data"] = {"path": flag("calib"), "text_column": flag("text_column")}
-    if flag("calib_size"):
+    if flag("calib_size") is not None:
         calib["size"] = flag("calib_size")
     data["calibration"] = calib
     if flag("eval_path"):
@@ -115,7 +129,17 @@ def _recipe_from_flags(model: str, flags: dict):
     profile["enabled"] = not flag("no_profile", False)
     data["profile"] = profile
     data["target_options"] = _target_options(flag("target_options") or ())
-    return recipe_from_dict(data)
+    if flag("trust_pickle"):
+        data["trust_pickle"] = True
+    return recipe_from_dict(data, names=FLAG_NAMES)
+
+
+FLAG_NAMES = {  # recipe fields -> the flags that set them, for error messages
+    "calibration.size": "--calib-size", "calibration.data.path": "--calib", "eval.path": "--eval",
+    "budget.min_fidelity": "--min-fidelity", "budget.max_drop": "--max-drop", "profile.batch": "--batch",
+    "profile.sequence": "--sequence", "profile.runs": "--runs", "profile.threads": "--threads",
+    "targets": "--target", "budget.data.path": "--budget-data",
+}
 
 
 def _target_options(items: tuple[str, ...]) -> dict[str, dict]:
@@ -124,13 +148,27 @@ def _target_options(items: tuple[str, ...]) -> dict[str, dict]:
         key, sep, value = item.partition("=")
         target, dot, name = key.partition(".")
         if not sep or not dot:
-            raise UsageError(f"--option '{item}' is not TARGET.KEY=VALUE")
+            raise UsageError(f"--option '{item}' is not TARGET.KEY=VALUE", hint="e.g. --option onnx-int8.mode=static")
         options.setdefault(target, {})[name] = value
     return options
 
 
 def _default_out(model: str) -> Path:
-    return Path("runs") / (Path(model).name or "model")
+    """runs/<name>: the model's own folder name, made safe (a reference such as `..`, `/` or
+    `../../etc` never leads the run folder out of runs/)."""
+    path = Path(model).expanduser()
+    name = (path.resolve().name if path.exists() else path.name).strip()
+    name = re.sub(r"[^\w.+-]", "_", name).lstrip(".")
+    return Path("runs") / (name or "model")
+
+
+@contextlib.contextmanager
+def _claim(out: Path, create: bool = True):
+    """Hold the run folder's lock while the command writes to it."""
+    from edgeport.runs import run_lock
+
+    with run_lock(Path(out), create=create):
+        yield
 
 
 def _summary(document: dict) -> str:
@@ -169,7 +207,7 @@ def export(state: State, model: str, **flags) -> None:
 
     recipe = _recipe_from_flags(model, flags)
     out = flags["out"] or _default_out(model)
-    with state.work():
+    with state.work(), _claim(out):
         document = run_export(recipe, out, state.ui)
     _finish(state, document, out)
 
@@ -190,7 +228,7 @@ def build(state: State, onnx_file: Path, tokenizer_dir: Path, **flags) -> None:
 
     recipe = _recipe_from_flags(str(onnx_file), flags)
     out = flags["out"] or _default_out(onnx_file.stem)
-    with state.work():
+    with state.work(), _claim(out):
         document = run_from_onnx(recipe, onnx_file, tokenizer_dir, out, state.ui)
     _finish(state, document, out)
 
@@ -198,15 +236,18 @@ def build(state: State, onnx_file: Path, tokenizer_dir: Path, **flags) -> None:
 @cli.command()
 @click.argument("recipe_path", metavar="RECIPE", type=click.Path(path_type=Path))
 @click.option("--out", "-o", type=click.Path(path_type=Path), default=None, help="Run folder.")
+@_trust_pickle_option()
 @click.pass_obj
-def run(state: State, recipe_path: Path, out: Path | None) -> None:
+def run(state: State, recipe_path: Path, out: Path | None, trust_pickle: bool | None) -> None:
     """Run every stage a RECIPE (YAML, see recipes/) asks for."""
     from edgeport.recipe import recipe_from_yaml
     from edgeport.stages.flow import run_export
 
     recipe = recipe_from_yaml(recipe_path)
+    if trust_pickle:
+        recipe = recipe.model_copy(update={"trust_pickle": True})
     out = out or _default_out(recipe.model)
-    with state.work():
+    with state.work(), _claim(out):
         document = run_export(recipe, out, state.ui)
     _finish(state, document, out)
 
@@ -231,7 +272,7 @@ def compress(state: State, model: str, recipe_path: Path, out: Path | None) -> N
 
     recipe = recipe_from_yaml(recipe_path).model_copy(update={"model": model})
     out = out or _default_out(model)
-    with state.work():
+    with state.work(), _claim(out):
         folder, report, cached = compress_stage(RunDir(out), recipe, state.ui)
     state.ui.info(f"compressed model: {folder}" + (" (cached)" if cached else ""))
     state.emit({"model": str(folder), "cached": cached, **report}, _compression_table(report))
@@ -280,7 +321,8 @@ def report(state: State, run_dir: Path) -> None:
     """Rewrite report.md and report.html of RUN_DIR from its results.json."""
     from edgeport.stages.results_file import rewrite_report
 
-    results = rewrite_report(run_dir)
+    with _claim(run_dir, create=False):
+        results = rewrite_report(run_dir)
     state.ui.info(f"wrote {run_dir / 'report.html'}")
     state.emit(results, _summary(results.document()))
 
@@ -314,11 +356,12 @@ def calibrate(state: State, run_dir: Path, targets: str, sensitivity: bool, trt_
     from edgeport.stages.calibrate import trt_cache
 
     if not sensitivity and not trt_version:
-        raise UsageError("say what to calibrate: --sensitivity and/or --trt-cache TRT_VERSION")
+        raise UsageError("say what to calibrate: --sensitivity and/or --trt-cache TRT_VERSION",
+                         hint="e.g. edgeport calibrate RUN_DIR --target onnx-int8 --sensitivity")
 
     recipe = _recipe_from_flags(str(run_dir), {**flags, "targets": targets, "no_profile": True})
     document: dict = {"sensitivity": {}}
-    with state.work():
+    with state.work(), _claim(run_dir, create=False):
         if trt_version:
             document["trt_cache"] = str(trt_cache(run_dir, recipe, trt_version, method, state.ui))
         if sensitivity:
@@ -380,7 +423,7 @@ def profile(state: State, run_dir: Path, targets: str | None, device: str | None
 
     connection = _connection(flags)
     spec = validated(ProfileSpec, {"device": device, **{k: v for k, v in flags.items() if v is not None}})
-    with state.work():
+    with state.work(), _claim(run_dir, create=False):
         results = profile_run(run_dir, targets, spec, state.ui, connection)
     state.emit(results, _summary(results.document()))
 
@@ -441,33 +484,105 @@ def devices_check(state: State, device: str, **flags) -> None:
     state.emit(info, "\n".join(lines))
 
 
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, turned into the same unwinding as Ctrl-C."""
+
+
+def _on_signal(signum, _frame) -> None:
+    from edgeport.runs import interrupt
+
+    interrupt(Terminated() if signum == signal.SIGTERM else KeyboardInterrupt())
+
+
+@contextlib.contextmanager
+def _signals_unwind():
+    """While a command runs, SIGTERM and SIGINT raise in the main thread (after any stage
+    swap in progress), so that every ``finally`` and temporary folder cleans up."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        from edgeport.runs import forget_pending_interrupt
+
+        forget_pending_interrupt()
+
+
 def main(argv: list[str] | None = None) -> int:
+    with _signals_unwind():
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
         cli.main(args=argv, prog_name="edgeport", standalone_mode=False)
     except EdgeportError as exc:
         if debug:
             raise
-        click.echo(f"error: {exc.message}", err=True)
+        click.echo(f"error: {_one_line(exc.message)}", err=True)
         if exc.hint:
-            click.echo(f"hint: {exc.hint}", err=True)
+            click.echo(f"hint: {_one_line(exc.hint)}", err=True)
         return exc.exit_code
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:  # click turns KeyboardInterrupt (and so SIGTERM) into Abort
+        if isinstance(exc.__cause__, KeyboardInterrupt):
+            return _interrupted(exc.__cause__)
         click.echo("aborted", err=True)
         return 130
     except click.ClickException as exc:
         exc.show()
         return 2 if isinstance(exc, click.UsageError) else exc.exit_code
-    except KeyboardInterrupt:
-        click.echo("interrupted; nothing half-written was left in place", err=True)
-        return 130
-    except Exception as exc:  # a bug: say so plainly, without a traceback unless --debug
+    except OSError as exc:  # a full disk is the user's to fix; any other OSError that got here is a bug
         if debug:
             raise
-        click.echo(f"internal error: {type(exc).__name__}: {exc}".splitlines()[0], err=True)
-        click.echo("hint: run again with --debug and report the traceback", err=True)
-        return 1
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            return _internal_error(exc)
+        where = f" while writing '{exc.filename}'" if exc.filename else ""
+        click.echo(f"error: no space left on the device{where}", err=True)
+        click.echo("hint: free some space, or pass another --out; the stages finished before are kept", err=True)
+        return 3
+    except KeyboardInterrupt as exc:
+        return _interrupted(exc)
+    except Exception as exc:  # a bug: say so plainly, without a traceback unless --debug
+        interrupt = _interrupt_behind(exc)
+        if interrupt is not None:  # e.g. a C extension's import that the signal broke off: ImportError
+            return _interrupted(interrupt)
+        if debug:
+            raise
+        return _internal_error(exc)
     return 0
+
+
+def _interrupt_behind(exc: BaseException) -> KeyboardInterrupt | None:
+    """The Ctrl-C or SIGTERM an exception was raised in answer to, if any."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _interrupted(exc: KeyboardInterrupt) -> int:
+    what = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+    click.echo(f"{what}: finished stages are kept, nothing half-written was left in place and temporary "
+               "files were removed; run the command again to continue", err=True)
+    return 143 if isinstance(exc, Terminated) else 130
+
+
+def _internal_error(exc: BaseException) -> int:
+    click.echo(f"internal error: {type(exc).__name__}: {exc}".splitlines()[0], err=True)
+    click.echo("hint: run again with --debug and report the traceback", err=True)
+    return 1
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ Exit codes (also in the README):
 5     verification failed: export parity, or an accuracy/fidelity budget not met
 6     device error: unreachable, refused host key or login, timeout, dropped
 7     cluster error: Ray cluster unreachable or refused the token, a job's node lost
+130   interrupted (Ctrl-C); 143: stopped by SIGTERM (finished stages are kept)
 ====  ==========================================================================
 """
 
@@ -37,6 +38,10 @@ class UsageError(EdgeportError):
 
 class UnknownTargetError(UsageError):
     pass
+
+
+class RunFolderBusyError(UsageError):
+    """Another edgeport command holds the run folder's lock."""
 
 
 class InputError(EdgeportError):
@@ -98,4 +103,6 @@ EXIT_CODES = {
     VerificationError.exit_code: "verification failed: export parity or accuracy budget not met",
     DeviceError.exit_code: "device error: unreachable, refused host key/login, timeout, dropped",
     ClusterError.exit_code: "cluster error: Ray unreachable or refused the token, a job's node lost",
+    130: "interrupted (Ctrl-C)",
+    143: "stopped by SIGTERM (finished stages are kept)",
 }

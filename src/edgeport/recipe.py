@@ -137,6 +137,7 @@ class Recipe(_Strict):
     budget: BudgetSpec = Field(default_factory=BudgetSpec)
     profile: ProfileSpec = Field(default_factory=ProfileSpec)
     compress: CompressSpec | None = None
+    trust_pickle: bool = False  # read a model folder's pickled pytorch_model.bin (never by default)
 
     @field_validator("targets", mode="before")
     @classmethod
@@ -146,18 +147,22 @@ class Recipe(_Strict):
         return value
 
 
-def validated(model: type[BaseModel], data: dict):
-    """``model`` from ``data``; the first problem is a usage error naming the option."""
+def validated(model: type[BaseModel], data: dict, names: dict[str, str] | None = None, source: str | None = None):
+    """``model`` from ``data``; the first problem is a UsageError naming the option (``names``
+    maps fields to CLI flags) or the recipe file (``source``)."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or model.__name__.lower()
-        raise UsageError(f"invalid option {where}: {first['msg']}", hint="see edgeport --help") from None
+        where = (names or {}).get(where, where)
+        origin = f" in recipe '{source}'" if source else ""
+        raise UsageError(f"invalid option {where}{origin}: {first['msg']}",
+                         hint="see the recipes/ folder for the schema" if source else "see edgeport --help") from None
 
 
-def recipe_from_dict(data: dict) -> Recipe:
-    return validated(Recipe, data)
+def recipe_from_dict(data: dict, names: dict[str, str] | None = None, source: str | None = None) -> Recipe:
+    return validated(Recipe, data, names, source)
 
 
 def _anchored(recipe: Recipe, base: Path) -> Recipe:
@@ -176,10 +181,19 @@ def _anchored(recipe: Recipe, base: Path) -> Recipe:
 
 
 def recipe_from_yaml(path: Path) -> Recipe:
+    """A recipe file, read with ``yaml.safe_load`` (no tags that build Python objects)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"recipe '{path}' does not exist", hint="see the recipes/ folder for examples")
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise UsageError(f"cannot read recipe '{path}': {exc}".splitlines()[0]) from exc
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError) as exc:
+        reason = str(exc).strip().replace("\n", " ") or type(exc).__name__
+        raise UsageError(f"cannot read recipe '{path}': {reason[:300]}",
+                         hint="recipes are plain YAML mappings; see the recipes/ folder") from exc
+    if data is None:
+        data = {}
     if not isinstance(data, dict):
-        raise UsageError(f"recipe '{path}' must be a YAML mapping")
-    return _anchored(recipe_from_dict(data), Path(path).resolve().parent)
+        raise UsageError(f"recipe '{path}' must be a YAML mapping, not a {type(data).__name__}",
+                         hint="see the recipes/ folder for examples")
+    return _anchored(recipe_from_dict(data, source=str(path)), path.resolve().parent)

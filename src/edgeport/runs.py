@@ -11,15 +11,24 @@ never leaves a half-written artifact::
       targets/<target>/      one deployable artifact + manifest.json
       results.json           the results document (see results.py)
       report.md, report.html
+      .edgeport.lock         held (flock) by the one command writing to the folder
+
+Guarantees: one command at a time writes to a run folder (a second one is refused while
+the lock is held); a stage folder is swapped in whole or not at all, and a signal that
+arrives during the swap is acted on just after it; a temporary folder that a killed process
+left behind is removed by the next command; a folder created for a command that failed
+before any stage completed is removed again.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -29,6 +38,9 @@ from typing import Any, Iterator
 
 STAGE_KEY_FILE = ".stage-key"
 MANIFEST = "manifest.json"
+LOCK_FILE = ".edgeport.lock"
+TMP_MARK, OLD_MARK = ".tmp-", ".old-"
+_LEFTOVER = re.compile(r"^\.[^/]+\.(tmp|old)-[A-Za-z0-9_]{8}$")  # what mkdtemp/mkstemp make with these marks
 
 
 @dataclass(frozen=True)
@@ -72,6 +84,39 @@ def _existing_ancestor(path: Path) -> Path:
     return path
 
 
+class _Commits:
+    """Signals (SIGINT, SIGTERM) that arrive while a stage is being swapped into place are
+    held back until the swap is done: an interrupted command never leaves a stage missing."""
+
+    depth = 0
+    pending: BaseException | None = None
+
+
+def interrupt(exc: BaseException) -> None:
+    """Raise ``exc`` now, or, during a commit, just after it (called by signal handlers)."""
+    if _Commits.depth:
+        _Commits.pending = _Commits.pending or exc
+        return
+    raise exc
+
+
+def forget_pending_interrupt() -> None:
+    """Drop a signal held back during a commit that nothing raised (the command ended first)."""
+    _Commits.pending = None
+
+
+@contextlib.contextmanager
+def committing() -> Iterator[None]:
+    _Commits.depth += 1
+    try:
+        yield
+    finally:
+        _Commits.depth -= 1
+    if not _Commits.depth and _Commits.pending is not None:
+        exc, _Commits.pending = _Commits.pending, None
+        raise exc
+
+
 @contextlib.contextmanager
 def atomic_dir(final: Path) -> Iterator[Path]:
     """Yield a temporary folder; on success it replaces ``final`` whole, on error it vanishes.
@@ -81,25 +126,33 @@ def atomic_dir(final: Path) -> Iterator[Path]:
     unless the stage succeeds.
     """
     final = final.absolute()
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=_existing_ancestor(final.parent)))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}{TMP_MARK}", dir=_existing_ancestor(final.parent)))
+    old = None
     try:
         yield tmp
+        with committing():
+            final.parent.mkdir(parents=True, exist_ok=True)
+            if final.exists():
+                old = Path(tempfile.mkdtemp(prefix=f".{final.name}{OLD_MARK}", dir=final.parent))
+                final.rename(old / final.name)
+                try:
+                    tmp.rename(final)
+                except BaseException:
+                    (old / final.name).rename(final)
+                    raise
+            else:
+                tmp.rename(final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    final.parent.mkdir(parents=True, exist_ok=True)
-    if final.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
-        final.rename(old / final.name)
-        tmp.rename(final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        tmp.rename(final)
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}{TMP_MARK}", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
@@ -108,6 +161,94 @@ def atomic_write_text(path: Path, text: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def clear_leftovers(root: Path) -> list[Path]:
+    """Remove the temporary files and folders a killed command left in a run folder (called
+    with the folder's lock held, so no live command owns them)."""
+    removed = []
+    for folder in (root, root / "targets", root / "calibration"):
+        if not folder.is_dir():
+            continue
+        for item in folder.iterdir():
+            if _LEFTOVER.match(item.name):
+                shutil.rmtree(item) if item.is_dir() and not item.is_symlink() else item.unlink()
+                removed.append(item)
+    return removed
+
+
+@contextlib.contextmanager
+def run_lock(root: Path, create: bool = True) -> Iterator[None]:
+    """Hold RUN_DIR's lock while a command writes to it; refuse when another command holds it.
+
+    With ``create`` a missing run folder is made (so that even the temporary folders of the
+    first stage live inside it) and removed again, with any parent made for it, if the
+    command ends with nothing in it. Without ``create`` a missing folder is left to the
+    command to report."""
+    import fcntl
+
+    from edgeport.errors import InputError, RunFolderBusyError
+
+    root = Path(root)
+    made: list[Path] = []
+    if not root.exists():
+        if not create:
+            yield
+            return
+        missing = root.absolute()
+        while not missing.exists():
+            made.append(missing)
+            missing = missing.parent
+        try:
+            root.mkdir(parents=True)
+        except OSError as exc:
+            raise InputError(f"cannot create the run folder '{root}': {exc.strerror or exc}",
+                             hint="pass another --out") from exc
+    elif not root.is_dir():
+        raise InputError(f"'{root}' exists and is not a folder", hint="pass another --out")
+    lock = root / LOCK_FILE
+    while True:
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            _remove_made(made)
+            raise InputError(f"the run folder '{root}' is not writable: {exc.strerror or exc}",
+                             hint="make it writable, or pass another --out") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip()
+            os.close(fd)
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise InputError(f"cannot lock the run folder '{root}': {exc.strerror or exc}") from exc
+            raise RunFolderBusyError(
+                f"another edgeport command{f' (pid {holder})' if holder else ''} is writing to the run folder "
+                f"'{root}'", hint="wait until it finishes, or pass another --out") from exc
+        try:  # the file may have been removed by its last holder between open and flock
+            same = os.fstat(fd).st_ino == os.stat(lock).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        clear_leftovers(root)
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(lock)
+        os.close(fd)
+        if made and not any(root.iterdir()):
+            _remove_made(made)
+
+
+def _remove_made(made: list[Path]) -> None:
+    """Remove the folders made for a run folder (deepest first), each only if empty."""
+    for folder in made:
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 def write_json(path: Path, obj: Any) -> None:

@@ -107,12 +107,20 @@ class LabelMap:
     id2label: dict[int, str]
 
     def index(self, label: str) -> int:
-        if label.lstrip("-").isdigit():
-            return int(label)
+        if _is_index(label):
+            index = int(label)
+            if index < 0 or (self.id2label and index not in self.id2label):
+                raise ValueError(label)
+            return index
         lowered = {v.lower(): k for k, v in self.id2label.items()}
         if label.lower() in lowered:
             return lowered[label.lower()]
         raise ValueError(label)
+
+
+def _is_index(label: str) -> bool:
+    digits = label[1:] if label.startswith("-") else label
+    return digits.isascii() and digits.isdigit()
 
 
 def label_indices(labels: Sequence[str], id2label: dict, source: str) -> list[int]:

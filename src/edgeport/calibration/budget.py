@@ -7,6 +7,10 @@ runtime on held-out texts. The loop keeps the most sensitive units in higher pre
 at a time in ranked order, rebuilding and re-verifying, and stops at the first (so fastest)
 configuration that meets the budget. When a unit holds several layers, the layers of the
 last unit added are then quantized again one at a time where the budget still holds.
+
+``release(keep_fp)`` is called for every trial the loop can no longer choose (a builder keeps
+its artifact until then), so that at most the current best trial and the one being measured
+are held at any time.
 """
 
 from __future__ import annotations
@@ -141,19 +145,31 @@ class Fallback(_Strict):
     sensitivity: list[SensitivityRow] = Field(default_factory=list)
 
 
+Release = Callable[[tuple[str, ...]], None]
+
+
+def _keep_all(_keep: tuple[str, ...]) -> None:
+    return None
+
+
 def rank_sensitivity(units: dict[str, tuple[str, ...]], all_layers: list[str],
-                     try_build: Callable[[tuple[str, ...]], Check]) -> list[SensitivityRow]:
-    """Quantize each unit alone (every other layer kept fp32); rank by loss, worst first."""
+                     try_build: Callable[[tuple[str, ...]], Check], release: Release = _keep_all,
+                     hold: tuple[tuple[str, ...], ...] = ()) -> list[SensitivityRow]:
+    """Quantize each unit alone (every other layer kept fp32); rank by loss, worst first.
+    Each of these trials is released once measured (except one also in ``hold``)."""
     rows = []
     for unit, members in units.items():
         keep = tuple(layer for layer in all_layers if layer not in members)
         check = try_build(keep)
         rows.append(SensitivityRow(unit=unit, layers=list(members), loss=loss_of(check),
                                    mean_cosine=check.fidelity.mean_cosine))
+        if keep not in hold:
+            release(keep)
     return sorted(rows, key=lambda row: row.loss, reverse=True)
 
 
-def _refine(budget: Budget, met: Trial, last_unit: list[str], try_build, trials: list[Trial], progress) -> Trial:
+def _refine(budget: Budget, met: Trial, last_unit: list[str], try_build, trials: list[Trial], progress,
+            release: Release = _keep_all) -> Trial:
     """The last unit kept in higher precision may need only some of its layers: quantize
     them again one at a time, keeping each re-quantization that still meets the budget."""
     best = met
@@ -166,28 +182,43 @@ def _refine(budget: Budget, met: Trial, last_unit: list[str], try_build, trials:
         trials.append(trial)
         if trial.meets:
             progress(f"{layer} can be quantized after all")
+            if best.keep_fp != keep:
+                release(best.keep_fp)
             best = trial
+        elif keep != best.keep_fp:
+            release(keep)
     return best
 
 
 def fallback(budget: Budget, units: dict[str, tuple[str, ...]], all_layers: list[str],
-             try_build: Callable[[tuple[str, ...]], Check], progress: Callable[[str], None] = lambda _: None
-             ) -> FallbackResult:
-    """Full quantization first; if it misses the budget, rank units and fall back in order."""
+             try_build: Callable[[tuple[str, ...]], Check], progress: Callable[[str], None] = lambda _: None,
+             release: Release = _keep_all) -> FallbackResult:
+    """Full quantization first; if it misses the budget, rank units and fall back in order.
+    Only the trial that may still be chosen (the closest so far) is held; every other one is
+    released as soon as it is measured."""
     first = try_build(())
     trials = [Trial((), first, budget.meets(first))]
     if trials[0].meets or not budget.active:
         return FallbackResult(trials[0], trials)
     progress("budget missed with every layer quantized; measuring sensitivity")
-    ranking = rank_sensitivity(units, all_layers, try_build)
+    ranking = rank_sensitivity(units, all_layers, try_build, release, hold=((),))
+    closest = trials[0]
     keep: tuple[str, ...] = ()
     for row in ranking:
         keep = keep + tuple(row.layers)
         progress(f"keeping {row.unit} in higher precision")
         check = try_build(keep)
-        trials.append(Trial(keep, check, budget.meets(check)))
-        if trials[-1].meets:
-            chosen = _refine(budget, trials[-1], row.layers, try_build, trials, progress)
+        trial = Trial(keep, check, budget.meets(check))
+        trials.append(trial)
+        if trial.meets:
+            if closest.keep_fp != keep:
+                release(closest.keep_fp)
+            chosen = _refine(budget, trial, row.layers, try_build, trials, progress, release)
             return FallbackResult(chosen, trials, ranking)
-    closest = min(trials, key=lambda t: loss_of(t.check))
+        if loss_of(check) < loss_of(closest.check):
+            if closest.keep_fp != keep:
+                release(closest.keep_fp)
+            closest = trial
+        elif keep != closest.keep_fp:
+            release(keep)
     return FallbackResult(closest, trials, ranking, met=False)

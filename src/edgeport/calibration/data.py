@@ -5,8 +5,10 @@
   first of text, sentence, sentence1 present).
 - ``.tsv`` / ``.csv``: a header row; the text column is ``--text-column`` (same default).
 
-Every problem with a file (missing, empty, binary, malformed line, missing column, fewer
-rows than asked) raises :class:`DataFileError` naming the file and what to do.
+Every problem with a file (missing, empty, binary, not UTF-8, malformed line, missing
+column, a text that is not a string or longer than ``MAX_TEXT_CHARS``, a label that is not
+a string or an integer, fewer rows than asked) raises :class:`DataFileError` naming the
+file and what to do.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ BUILTIN = {"calibration": "calibration_en.txt", "selection": "selection_en.txt",
 # and seeded: selection decides fallbacks at the resolution a budget of 0.995 needs (an 872-row
 # dev set gives 436 rows, 0.23 points a row), the other half grades the result unseen.
 SELECTION_FRACTION = 0.5
+MAX_TEXT_CHARS = 100_000  # models read at most a few hundred tokens; a longer "text" is a wrong file
+BOMS = {b"\xff\xfe": "UTF-16", b"\xfe\xff": "UTF-16"}
 
 
 @dataclass(frozen=True)
@@ -49,7 +53,13 @@ def builtin_texts(name: str) -> Records:
 def _read_text(path: Path) -> str:
     if not path.is_file():
         raise DataFileError(f"data file '{path}' does not exist", hint="check the path")
-    raw = path.read_bytes()
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DataFileError(f"cannot read data file '{path}': {exc.strerror or exc}", hint="check the path") from exc
+    for bom, name in BOMS.items():
+        if raw.startswith(bom):
+            raise DataFileError(f"'{path}' is {name} text; edgeport reads UTF-8", hint="re-save it as UTF-8")
     if b"\x00" in raw[:65536]:
         raise DataFileError(f"'{path}' is a binary file, not text", hint=f"use one of {', '.join(SUFFIXES)}")
     try:
@@ -84,12 +94,49 @@ def _rows_jsonl(path: Path, text: str) -> list[dict]:
             continue
         try:
             row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataFileError(f"'{path}' line {number} is not valid JSON: {exc.msg}") from exc
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError, too many digits, too deep
+            reason = getattr(exc, "msg", None) or str(exc).split(";")[0] or "nested too deep"
+            raise DataFileError(f"'{path}' line {number} is not valid JSON: {reason}",
+                                hint="each line of a .jsonl file is one JSON object") from exc
         if not isinstance(row, dict):
-            raise DataFileError(f"'{path}' line {number} is not a JSON object")
+            raise DataFileError(f"'{path}' line {number} is not a JSON object",
+                                hint='each line of a .jsonl file is one object, e.g. {"text": "..."}')
         rows.append(row)
     return rows
+
+
+def _line_of(rows: list[dict], index: int, suffix: str) -> int:
+    return index + (2 if suffix in (".tsv", ".csv") else 1)
+
+
+def _check_text(value, path: Path, where: str) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise DataFileError(f"'{path}' {where}: the text is a {type(value).__name__}, not a string",
+                            hint="every text must be a JSON string")
+    if len(value) > MAX_TEXT_CHARS:
+        raise DataFileError(f"'{path}' {where}: a text of {len(value):,} characters (the limit is {MAX_TEXT_CHARS:,})",
+                            hint="split it into sentences or paragraphs, one per line or row")
+    return value.strip()
+
+
+def _check_label(value, path: Path, where: str, key: str) -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise DataFileError(f"'{path}' {where}: the label '{key}' is a {type(value).__name__}, "
+                            f"not a class name or index", hint="labels are strings or integers")
+    return str(value).strip()
+
+
+def _one_label_type(rows: list[dict], key: str, path: Path) -> None:
+    """JSON labels are all integers (class indices) or all strings (class names)."""
+    first: dict[type, int] = {}
+    for number, row in enumerate(rows, 1):
+        first.setdefault(type(row.get(key)), number)
+    if len(first) > 1:
+        (a, la), (b, lb) = list(first.items())[:2]
+        raise DataFileError(f"'{path}' mixes label types: {a.__name__} in row {la}, {b.__name__} in row {lb}",
+                            hint="use one kind: all class names (strings) or all class indices (integers)")
 
 
 def _rows_table(path: Path, text: str, delimiter: str) -> list[dict]:
@@ -97,12 +144,14 @@ def _rows_table(path: Path, text: str, delimiter: str) -> list[dict]:
     try:
         rows = list(reader)
     except csv.Error as exc:
-        raise DataFileError(f"'{path}' is not valid {'TSV' if delimiter == chr(9) else 'CSV'}: {exc}") from exc
+        raise DataFileError(f"'{path}' is not valid {'TSV' if delimiter == chr(9) else 'CSV'}: {exc}",
+                            hint="check its quoting, or that one field is not the whole file") from exc
     if not reader.fieldnames:
         raise DataFileError(f"'{path}' has no header row", hint="the first line must name the columns")
     for number, row in enumerate(rows, 2):
         if None in row:
-            raise DataFileError(f"'{path}' line {number} has more fields than the header")
+            raise DataFileError(f"'{path}' line {number} has more fields than the header",
+                                hint="quote fields that hold the delimiter")
     return rows
 
 
@@ -118,21 +167,27 @@ def records_from_file(
     if suffix == ".txt":
         if need_labels:
             raise DataFileError(f"'{path}' is plain text and has no labels", hint="use .tsv, .csv or .jsonl")
-        return Records(str(path), [line.strip() for line in text.splitlines() if line.strip()])
+        lines = text.splitlines()
+        return Records(str(path), [_check_text(line, path, f"line {n}") for n, line in enumerate(lines, 1)
+                                   if line.strip()])
     rows = _rows_jsonl(path, text) if suffix == ".jsonl" else _rows_table(path, text, "\t" if suffix == ".tsv" else ",")
     if not rows:
-        raise DataFileError(f"'{path}' has a header but no rows")
+        raise DataFileError(f"'{path}' has a header but no rows", hint="add rows below the header line")
     columns = list(rows[0].keys())
     text_key = _pick(columns, text_column, TEXT_DEFAULTS, "text column", path)
-    texts = [str(row.get(text_key) or "").strip() for row in rows]
+    texts = [_check_text(row.get(text_key), path, f"line {_line_of(rows, i, suffix)}") for i, row in enumerate(rows)]
     labels = None
     if need_labels or label_column:
         label_key = _pick(columns, label_column, LABEL_DEFAULTS, "label column", path)
-        labels = [str(row.get(label_key, "")).strip() for row in rows]
+        labels = [_check_label(row.get(label_key, ""), path, f"line {_line_of(rows, i, suffix)}", label_key)
+                  for i, row in enumerate(rows)]
         if any(label == "" for label in labels):
-            raise DataFileError(f"'{path}' has rows with an empty '{label_key}'")
+            raise DataFileError(f"'{path}' has rows with an empty '{label_key}'", hint="give every row a label")
+        if suffix == ".jsonl":
+            _one_label_type(rows, label_key, path)
     if not any(texts):
-        raise DataFileError(f"'{path}' has no non-empty text in column '{text_key}'")
+        raise DataFileError(f"'{path}' has no non-empty text in column '{text_key}'",
+                            hint="name the column with the texts with --text-column")
     return Records(str(path), texts, labels)
 
 

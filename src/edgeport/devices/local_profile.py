@@ -12,11 +12,16 @@ from edgeport.recipe import ProfileSpec
 from edgeport.results import Profile
 
 AGENT_PATH = Path(agent.__file__)
+AGENT_MIN_PYTHON = (3, 8)  # the oldest Python the runtimes the agent drives (onnxruntime, openvino) support
 
 
-def agent_argv(python: str, agent_path: str, artifact: str, spec: ProfileSpec) -> list[str]:
-    return [python, agent_path, "--artifact", artifact, "--batch", str(spec.batch), "--sequence", str(spec.sequence),
+def agent_argv(python: str, agent_path: str, artifact: str, spec: ProfileSpec,
+               max_seconds: float | None = None) -> list[str]:
+    """The agent's command line; ``max_seconds``: the agent stops itself after that long (so
+    that a run edgeport gave up on does not go on on the device)."""
+    argv = [python, agent_path, "--artifact", artifact, "--batch", str(spec.batch), "--sequence", str(spec.sequence),
             "--runs", str(spec.runs), "--warmup", str(spec.warmup), "--threads", str(spec.threads or 0)]
+    return argv + ["--max-seconds", f"{max_seconds:g}"] if max_seconds else argv
 
 
 def parse_agent_output(stdout: str, stderr: str, where: str) -> dict:

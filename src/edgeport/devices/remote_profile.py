@@ -16,7 +16,7 @@ from pathlib import Path
 
 from edgeport.artifact import ArtifactManifest, NativeBenchmark
 from edgeport.devices.catalog import Connection, DeviceRef, resolve
-from edgeport.devices.local_profile import AGENT_PATH, agent_argv, as_profile, parse_agent_output
+from edgeport.devices.local_profile import AGENT_MIN_PYTHON, AGENT_PATH, agent_argv, as_profile, parse_agent_output
 from edgeport.devices.transports import open_transport
 from edgeport.devices.transports.base import Completed, Transport
 from edgeport.errors import DeviceError
@@ -61,12 +61,32 @@ def timeout_for(spec: ProfileSpec) -> float:
     return 300 + spec.runs * 2.0
 
 
+def check_python(transport: Transport, device: DeviceRef) -> str:
+    """The device's Python, which must exist and be new enough for the agent."""
+    python = device.remote_python
+    done = transport.exec([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], timeout=60)
+    how = "pass --remote-python PATH, or set `python:` in the device's catalog entry"
+    if done.code in (126, 127):
+        raise DeviceError(f"the Python '{python}' was not found on {device.label}", hint=how)
+    try:
+        major, minor = (int(x) for x in done.stdout.strip().splitlines()[-1].split("."))
+    except (IndexError, ValueError):
+        tail = (done.stderr.strip() or done.stdout.strip() or f"exit code {done.code}").splitlines()[-1]
+        raise DeviceError(f"'{python}' on {device.label} did not say its version: {tail}", hint=how) from None
+    if (major, minor) < AGENT_MIN_PYTHON:
+        need = ".".join(map(str, AGENT_MIN_PYTHON))
+        raise DeviceError(f"the Python '{python}' on {device.label} is {major}.{minor}; the agent needs {need} or newer",
+                          hint=how)
+    return f"{major}.{minor}"
+
+
 def _with_agent(transport: Transport, device: DeviceRef, remote_artifact: str, workdir: str,
                 spec: ProfileSpec) -> dict:
+    check_python(transport, device)
     agent = posixpath.join(workdir, "edgeport_agent.py")
     push_verified(transport, AGENT_PATH, agent)
-    argv = agent_argv(device.remote_python, agent, remote_artifact, spec)
-    done = transport.exec(argv, timeout=timeout_for(spec))
+    argv = agent_argv(device.remote_python, agent, remote_artifact, spec, max_seconds=timeout_for(spec))
+    done = transport.exec(argv, timeout=timeout_for(spec) + 30)  # the agent's own deadline comes first
     return parse_agent_output(done.stdout, done.stderr, device.label)
 
 
@@ -137,8 +157,11 @@ def profile_remote(artifact_dir: Path, device: str, spec: ProfileSpec, connectio
             raise
         if not _cleanup(transport, workdir):
             result.setdefault("warnings", []).append(f"could not remove {workdir} on the device")
+        copy = getattr(transport, "copy_method", None)
     profile = as_profile(result, ref.label)
     profile.environment.setdefault("transport", ref.entry.transport)
+    if copy:
+        profile.environment["copy"] = copy  # sftp, or exec where the server has no SFTP
     return profile
 
 
@@ -156,6 +179,7 @@ def probe(device: str, connection: Connection | None = None) -> dict:
     with open_transport(ref) as transport:
         info: dict = {"device": ref.label, "transport": ref.entry.transport}
         if ref.entry.transport != "adb":
+            check_python(transport, ref)
             workdir = transport.make_workdir()
             try:
                 agent = posixpath.join(workdir, "edgeport_agent.py")

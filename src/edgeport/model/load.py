@@ -1,12 +1,16 @@
 """Models from references: `minilm` or a local Hugging Face folder -> model + tokenizer.
 
-Weights are read from safetensors where the folder has them; a folder with only PyTorch
-``.bin`` weights is read through transformers' ``weights_only`` loader, so no file from a
-user's folder is ever unpickled as arbitrary objects.
+Weights are read from safetensors. A folder with only PyTorch ``.bin`` weights (pickles) is
+refused unless the user opts in (``trust_pickle``, ``--trust-pickle``); even then it is read
+through transformers' ``weights_only`` loader. Before a model is used, the folder is checked:
+every safetensors file whole (a download cut short names its file), the weights covering
+the model its config.json describes (no tensor left at random initialisation, none of the
+wrong shape), and tokenizer files present in the folder itself.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,11 +69,92 @@ def path_from_ref(ref: str | Path) -> Path:
     return path
 
 
-def _read_json(path: Path) -> dict:
+REDOWNLOAD = "download or save the model again: the copy is incomplete or damaged"
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model", "sentencepiece.bpe.model",
+                   "tokenizer.model")
+MAX_SAFETENSORS_HEADER = 100 << 20
+
+
+def check_safetensors(file: Path) -> dict[str, list[int]]:
+    """The tensors (name -> shape) a safetensors file declares, after checking that the file
+    holds every byte its header describes (a truncated or corrupt file is an InputError
+    naming it)."""
+    size = file.stat().st_size
+    with open(file, "rb") as fh:
+        head = fh.read(8)
+        length = int.from_bytes(head, "little") if len(head) == 8 else -1
+        if length < 2 or length > min(size - 8, MAX_SAFETENSORS_HEADER):
+            raise InputError(f"'{file}' is truncated or not a safetensors file ({size} bytes)", hint=REDOWNLOAD)
+        try:
+            header = json.loads(fh.read(length))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InputError(f"'{file}' is corrupt: its header is not valid JSON", hint=REDOWNLOAD) from exc
+    if not isinstance(header, dict):
+        raise InputError(f"'{file}' is corrupt: its header is not a table of tensors", hint=REDOWNLOAD)
+    shapes, end = {}, 0
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            begin, stop = (int(x) for x in entry["data_offsets"])
+            shapes[name] = [int(d) for d in entry["shape"]]
+        except (TypeError, KeyError, ValueError) as exc:
+            raise InputError(f"'{file}' is corrupt: tensor '{name}' has no valid offsets or shape",
+                             hint=REDOWNLOAD) from exc
+        end = max(end, begin, stop)
+    if 8 + length + end > size:
+        raise InputError(f"'{file}' is truncated: its header describes {8 + length + end} bytes, the file holds {size}",
+                         hint=REDOWNLOAD)
+    return shapes
+
+
+def _check_shards(path: Path) -> None:
+    index = path / "model.safetensors.index.json"
+    if not index.is_file():
+        return
+    weight_map = _read_json(index).get("weight_map")
+    if not isinstance(weight_map, dict):
+        raise InputError(f"'{index}' has no weight_map", hint=REDOWNLOAD)
+    missing = sorted({str(f) for f in weight_map.values() if not (path / str(f)).is_file()})
+    if missing:
+        raise InputError(f"'{path}' lacks the weight files {', '.join(missing)} that '{index.name}' lists",
+                         hint=REDOWNLOAD)
+
+
+def check_tokenizer_files(path: Path, what: str = "model folder") -> None:
+    """A tokenizer is read from the folder itself and nowhere else."""
+    if not any((path / name).is_file() for name in TOKENIZER_FILES):
+        raise InputError(
+            f"the {what} '{path}' has no tokenizer files (none of {', '.join(TOKENIZER_FILES)})",
+            hint=f"save the tokenizer next to the model: tokenizer.save_pretrained('{path}')")
+
+
+def load_tokenizer(path: Path, what: str = "model folder"):
+    """The tokenizer saved in ``path`` (never one found elsewhere)."""
+    from transformers import AutoTokenizer
+
+    check_tokenizer_files(path, what)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return AutoTokenizer.from_pretrained(path, local_files_only=True)
+    except Exception as exc:  # tokenizers raises plain Exception for a malformed tokenizer.json
+        raise InputError(f"cannot load the tokenizer in '{path}': {_first_line(exc)}",
+                         hint="save the tokenizer again with tokenizer.save_pretrained") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _read_json(path: Path, expect: type = dict):
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"cannot read {path}: {exc}", hint="is the model folder complete?") from exc
+        raise InputError(f"cannot read '{path}': {exc}", hint="is the model folder complete?") from exc
+    if not isinstance(data, expect):
+        raise InputError(f"'{path}' does not hold a JSON {'object' if expect is dict else 'list'}",
+                         hint="is the model folder complete?")
+    return data
 
 
 def _pooling_from_folder(path: Path) -> Pooling:
@@ -85,12 +170,32 @@ def _pooling_from_folder(path: Path) -> Pooling:
     modules = path / "modules.json"
     normalize = True
     if modules.is_file():
-        normalize = any("Normalize" in m.get("type", "") for m in _read_json(modules))
+        normalize = any("Normalize" in str(m.get("type", "")) for m in _read_json(modules, list) if isinstance(m, dict))
     return Pooling(mode=mode, normalize=normalize)
+
+
+def read_config(path: Path) -> dict:
+    """The config.json of a model folder (an InputError naming it when it is unreadable)."""
+    return _read_json(Path(path) / "config.json")
+
+
+def labels_of(config: dict, where: Path) -> dict[int, str]:
+    """The class labels a classifier's config.json declares (transformers' LABEL_i when it
+    names none)."""
+    raw = config.get("id2label")
+    if isinstance(raw, dict) and raw:
+        try:
+            return {int(k): str(v) for k, v in raw.items()}
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"'{where}': id2label must map class indices to names",
+                             hint="is config.json the one save_pretrained wrote?") from exc
+    count = config.get("num_labels", 2)
+    return {i: f"LABEL_{i}" for i in range(count if isinstance(count, int) and 0 < count < 100_000 else 2)}
 
 
 def task_from_config(config: dict) -> Task:
     archs = config.get("architectures") or []
+    archs = [str(a) for a in archs] if isinstance(archs, list) else []
     return "text-classification" if any("SequenceClassification" in a for a in archs) else "feature-extraction"
 
 
@@ -98,17 +203,78 @@ def _has_safetensors(path: Path) -> bool:
     return any(path.glob("*.safetensors"))
 
 
-def model_from_path(path: Path) -> LoadedModel:
-    """Load model and tokenizer from a folder, in eval mode, on the CPU."""
-    config = _read_json(path / "config.json")
-    family = family_for(config.get("model_type", "<missing model_type>"))
-    task = task_from_config(config)
-    if not _has_safetensors(path) and not any(path.glob("*.bin")):
+def _check_weights(path: Path, trust_pickle: bool) -> bool:
+    """Check the folder's weight files; True when they are safetensors, False for pickles
+    the user allowed."""
+    if _has_safetensors(path):
+        _check_shards(path)
+        for file in sorted(path.glob("*.safetensors")):
+            check_safetensors(file)
+        return True
+    pickles = sorted(path.glob("*.bin"))
+    if not pickles:
         raise ModelNotFoundError(
             f"no weights in '{path}' (neither *.safetensors nor *.bin)",
             hint="save the model with save_pretrained(safe_serialization=True)",
         )
-    from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
+    if not trust_pickle:
+        raise InputError(
+            f"'{pickles[0]}' holds pickled PyTorch weights; edgeport reads pickles only when told to",
+            hint="convert it to safetensors: AutoModel.from_pretrained(DIR).save_pretrained(DIR, "
+                 "safe_serialization=True); or pass --trust-pickle (recipe: trust_pickle: true) "
+                 "if you trust where the file came from")
+    return False
+
+
+def _check_coverage(path: Path, model, info: dict, task: Task) -> None:
+    """The weights must cover the model its config.json describes: transformers would
+    otherwise initialise what is missing at random (and say so only in a silenced warning)."""
+    missing = sorted(info.get("missing_keys") or ())
+    if task == "feature-extraction":  # the pooler does not feed the exported embeddings
+        missing = [k for k in missing if ".pooler." not in f".{k}"]
+    mismatched = sorted(info.get("mismatched_keys") or (), key=str)
+    prefix = getattr(model, "base_model_prefix", "") or ""
+    own = {name for name, _ in model.base_model.named_children()}
+    unexpected = []
+    for key in sorted(info.get("unexpected_keys") or ()):
+        bare = key[len(prefix) + 1:] if prefix and key.startswith(prefix + ".") else key
+        if bare.split(".", 1)[0] in own:  # meant for the encoder, yet it did not fit
+            unexpected.append(key)
+    total = len(model.state_dict())
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} of the model's {total} tensors are missing from the weights "
+                        f"({_some(missing)})")
+    if mismatched:
+        shown = ", ".join(f"{k} {tuple(ck)} vs {tuple(mk)}" for k, ck, mk in
+                          (_mismatch(item) for item in mismatched[:3]))
+        problems.append(f"{len(mismatched)} tensors have other shapes than config.json says ({shown}"
+                        f"{', ...' if len(mismatched) > 3 else ''})")
+    if unexpected:
+        problems.append(f"{len(unexpected)} tensors in the weights have no place in the model ({_some(unexpected)})")
+    if problems:
+        raise InputError(f"the weights in '{path}' do not match its config.json: " + "; ".join(problems),
+                         hint="is config.json the one saved with these weights? save both with save_pretrained")
+
+
+def _some(keys: list[str]) -> str:
+    return ", ".join(keys[:3]) + (", ..." if len(keys) > 3 else "")
+
+
+def _mismatch(item) -> tuple[str, tuple, tuple]:
+    if isinstance(item, (tuple, list)) and len(item) == 3:
+        return str(item[0]), tuple(item[1]), tuple(item[2])
+    return str(item), (), ()
+
+
+def model_from_path(path: Path, trust_pickle: bool = False) -> LoadedModel:
+    """Load model and tokenizer from a folder, in eval mode, on the CPU, after checking it."""
+    config = _read_json(path / "config.json")
+    family = family_for(config.get("model_type", "<missing model_type>"))
+    task = task_from_config(config)
+    safetensors = _check_weights(path, trust_pickle)
+    check_tokenizer_files(path)
+    from transformers import AutoModel, AutoModelForSequenceClassification
 
     from edgeport.ui import quiet_transformers
 
@@ -120,10 +286,15 @@ def model_from_path(path: Path) -> LoadedModel:
         if structure:
             model = _restructured_from_folder(auto, path, structure)
         else:
-            model = auto.from_pretrained(path, use_safetensors=_has_safetensors(path)).eval()
-        tokenizer = AutoTokenizer.from_pretrained(path)
-    except (OSError, ValueError, RuntimeError) as exc:
-        raise InputError(f"cannot load the model in '{path}': {exc}".splitlines()[0]) from exc
+            model, info = auto.from_pretrained(path, use_safetensors=safetensors, local_files_only=True,
+                                               output_loading_info=True, ignore_mismatched_sizes=True)
+            _check_coverage(path, model, info, task)
+            model = model.eval()
+    except InputError:
+        raise
+    except Exception as exc:  # transformers, safetensors and torch.load raise many types for a bad folder
+        raise InputError(f"cannot load the model in '{path}': {_first_line(exc)}", hint=REDOWNLOAD) from exc
+    tokenizer = load_tokenizer(path)
     return LoadedModel(path, family, task, _pooling_from_folder(path), model, tokenizer)
 
 
@@ -165,7 +336,12 @@ def structure_to_record(model) -> dict:
 
 def save_model(loaded: LoadedModel, out: Path) -> None:
     """Write model (safetensors), tokenizer and edgeport's task/pooling spec to a folder."""
-    loaded.model.save_pretrained(out, safe_serialization=True)
+    try:
+        loaded.model.save_pretrained(out, safe_serialization=True)
+    except Exception as exc:  # safetensors reports a full disk as its own SafetensorError
+        if "os error 28" in str(exc) or "No space left" in str(exc):
+            raise OSError(errno.ENOSPC, "No space left on device", str(out)) from exc
+        raise
     loaded.tokenizer.save_pretrained(out)
     spec = {"task": loaded.task, "family": loaded.family.name,
             "pooling": {"mode": loaded.pooling.mode, "normalize": loaded.pooling.normalize}}

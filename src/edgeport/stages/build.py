@@ -38,22 +38,44 @@ def build_key(target: Target, ctx: BuildContext, budget: Budget, granularity: st
 class Trials:
     """Builds of one target with given layers kept in fp32, each verified against the
     reference, in a scratch folder; the fallback loop and sensitivity analysis use it. The
-    target's ``prepare`` runs once, on the first trial, and every trial reuses its result."""
+    target's ``prepare`` runs once, on the first trial, and every trial reuses its result.
+
+    A trial's artifact stays in the scratch folder until ``release`` (the budget loop calls
+    it for every trial it can no longer choose), so the scratch space holds the best trial so
+    far and the one being built, not every trial of the search."""
 
     def __init__(self, target: Target, ctx: BuildContext, reference: Reference, scratch: Path):
         self.target, self.ctx, self.reference, self.scratch = target, ctx, reference, scratch
         self.done: dict[tuple[str, ...], tuple[Path, Check]] = {}
+        self.built = 0
         self._prepared, self._is_prepared = None, False
 
     def __call__(self, keep_fp: tuple[str, ...]) -> Check:
+        if keep_fp in self.done:
+            return self.done[keep_fp][1]
         if not self._is_prepared:
             self._prepared, self._is_prepared = self.target.prepare(self.ctx), True
-        folder = self.scratch / f"trial-{len(self.done)}"
+        folder = self.scratch / f"trial-{self.built}"
+        self.built += 1
         folder.mkdir()
-        self.target.build(self.ctx.keeping(keep_fp), folder, self._prepared)
-        check = self.reference.check(self.target.runner(folder), "selection")
+        try:
+            self.target.build(self.ctx.keeping(keep_fp), folder, self._prepared)
+            check = self.reference.check(self.target.runner(folder), "selection")
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
         self.done[keep_fp] = (folder, check)
         return check
+
+    def release(self, keep_fp: tuple[str, ...]) -> None:
+        folder, _ = self.done.pop(keep_fp, (None, None))
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def folder_of(self, keep_fp: tuple[str, ...]) -> tuple[Path, Check]:
+        """The artifact of a trial (built again if it was released)."""
+        self(keep_fp)
+        return self.done[keep_fp]
 
 
 def build_target(target: Target, ctx: BuildContext, out: Path, reference: Reference, budget: Budget,
@@ -68,8 +90,9 @@ def build_target(target: Target, ctx: BuildContext, out: Path, reference: Refere
         if target.quantized:  # every choice is made on the selection set
             trials = Trials(target, ctx, reference, Path(scratch))
             layers = list(layers_from_onnx(ctx.onnx_path))
-            result = fallback(budget, units_of(layers, family, granularity), layers, trials, ui.info)
-            folder = trials.done[result.chosen.keep_fp][0]
+            result = fallback(budget, units_of(layers, family, granularity), layers, trials, ui.info,
+                              release=trials.release)
+            folder = trials.folder_of(result.chosen.keep_fp)[0]
             fallback_facts = result.facts(budget, reference.selection.summary())
             share = round(int8_mac_share(ctx.onnx_path, result.chosen.keep_fp), 4)
         else:

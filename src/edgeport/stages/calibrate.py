@@ -51,7 +51,8 @@ def sensitivity(run_dir: Path, recipe: Recipe, granularity: str, ui: UI) -> dict
                 ui.warn(f"{target.name}: the cached sensitivity was made from other inputs or tools; measuring again")
             with tempfile.TemporaryDirectory(prefix="edgeport-sens-") as scratch, \
                     ui.step(f"{target.name}: quantizing each of {len(units)} units alone"):
-                rows = rank_sensitivity(units, layers, Trials(target, ctx, reference, Path(scratch)))
+                trials = Trials(target, ctx, reference, Path(scratch))
+                rows = rank_sensitivity(units, layers, trials, release=trials.release)
             write_json(cache_file, {"key": key, "target": target.name, "granularity": granularity,
                                     "selection": reference.selection.summary(),
                                     "rows": [row.model_dump() for row in rows]})

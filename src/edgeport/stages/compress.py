@@ -63,7 +63,7 @@ def compress_stage(run: RunDir, recipe: Recipe, ui: UI) -> tuple[Path, dict, boo
     out = compressed_dir(run)
     if stage_is_current(out, key):
         return out, read_json(out / REPORT), True
-    loaded = model_from_path(source)
+    loaded = model_from_path(source, recipe.trust_pickle)
     if recipe.eval is not None and loaded.task != "text-classification":
         raise UsageError("eval data measures classifiers; this model gives embeddings", hint="drop eval")
     with ui.step("measuring the original model"):

@@ -10,27 +10,32 @@ from pathlib import Path
 from edgeport.calibration.budget import Budget
 from edgeport.devices.host import cpu_info, int8_warning
 from edgeport.errors import UsageError
-from edgeport.model.load import path_from_ref, task_from_config
+from edgeport.model.load import labels_of, path_from_ref, read_config, task_from_config
 from edgeport.recipe import Recipe
 from edgeport.results import Environment, ModelInfo, Results, TargetResult
 from edgeport.runs import RunDir, read_json, tool_versions
 from edgeport.stages.build import build_target
 from edgeport.stages.profile import profile_all
 from edgeport.stages.reference import Reference, reference_of
-from edgeport.stages.results_file import save_results
+from edgeport.stages.results_file import check_run_folder, save_results
 from edgeport.stages.source import Inputs, Source, calibration_of, model_facts, read_inputs, source_from_model, \
     source_from_onnx
 from edgeport.targets.base import BuildContext, Target
 from edgeport.ui import UI
+from edgeport.verify import label_indices
 
 def run_export(recipe: Recipe, out: Path, ui: UI) -> Results:
     """`edgeport export MODEL` and `edgeport run`: the model folder (compressed first when
-    the recipe says so) is exported to ONNX here."""
+    the recipe says so) is exported to ONNX here. The run folder, the data files and the
+    eval labels are checked before the model is copied or exported."""
+    run = RunDir(Path(out))
+    check_run_folder(run)
     folder = path_from_ref(recipe.model)
+    config = read_config(folder)
     inputs = read_inputs(recipe)
     if inputs.eval is not None:
-        _check_eval_task(task_from_config(read_json(folder / "config.json")))
-    run = RunDir(Path(out))
+        _check_eval_task(task_from_config(config))
+        label_indices(inputs.eval.labels, labels_of(config, folder / "config.json"), inputs.eval.source)
     compression = None
     if recipe.compress is not None:
         from edgeport.stages.compress import compress_stage
@@ -38,14 +43,19 @@ def run_export(recipe: Recipe, out: Path, ui: UI) -> Results:
         folder, compression, cached = compress_stage(run, recipe, ui)
         ui.info(f"compressed model: {folder}" + (" (cached)" if cached else ""))
         recipe = recipe.model_copy(update={"model": str(folder)})
-    source = source_from_model(run, recipe.model, recipe.opset, ui)
+    source = source_from_model(run, recipe.model, recipe.opset, ui, recipe.trust_pickle)
     return _run(run, source, recipe, inputs, ui, compression)
 
 
 def run_from_onnx(recipe: Recipe, onnx_file: Path, tokenizer_dir: Path, out: Path, ui: UI) -> Results:
     """`edgeport build model.onnx --tokenizer DIR`: an ONNX file exported elsewhere."""
-    inputs = read_inputs(recipe)
     run = RunDir(Path(out))
+    check_run_folder(run)
+    inputs = read_inputs(recipe)
+    config_file = Path(tokenizer_dir) / "config.json"
+    if inputs.eval is not None and config_file.is_file():
+        label_indices(inputs.eval.labels, labels_of(read_config(Path(tokenizer_dir)), config_file),
+                      inputs.eval.source)
     return _run(run, source_from_onnx(run, onnx_file, tokenizer_dir, ui), recipe, inputs, ui)
 
 

@@ -41,10 +41,10 @@ def export_program(loaded: LoadedModel, path: Path) -> str:
     return path.name
 
 
-def prepare_model(run: RunDir, ref: str) -> tuple[LoadedModel, bool]:
+def prepare_model(run: RunDir, ref: str, trust_pickle: bool = False) -> tuple[LoadedModel, bool]:
     """Load the model from its reference and keep a copy in RUN_DIR/model (cached)."""
     source = path_from_ref(ref)
-    loaded = model_from_path(source)
+    loaded = model_from_path(source, trust_pickle)
     key = cache_key(stage="model", source=hash_path(source), edgeport=code_version())
     if stage_is_current(run.model_dir, key):
         return loaded, True

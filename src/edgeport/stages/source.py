@@ -82,13 +82,13 @@ class Source:
     id2label: dict | None = None
 
 
-def source_from_model(run: RunDir, ref: str, opset: int, ui: UI) -> Source:
+def source_from_model(run: RunDir, ref: str, opset: int, ui: UI, trust_pickle: bool = False) -> Source:
     from edgeport.model.torch_runner import TorchRunner
     from edgeport.model.wrappers import OUTPUT_NAME
     from edgeport.stages.model import model_info, prepare_model, prepare_onnx
 
     with ui.step(f"loading {ref}"):
-        loaded, cached = prepare_model(run, ref)
+        loaded, cached = prepare_model(run, ref, trust_pickle)
     ui.info(f"model: {loaded.family.name} {loaded.task}" + (" (cached)" if cached else ""))
     with ui.step("exporting ONNX and checking parity"):
         manifest, cached = prepare_onnx(run, loaded, opset)
@@ -98,14 +98,63 @@ def source_from_model(run: RunDir, ref: str, opset: int, ui: UI) -> Source:
                   getattr(loaded.model.config, "id2label", None))
 
 
-def _onnx_signature(path: Path) -> tuple[tuple[str, ...], str, int]:
+REEXPORT = "re-export it, or check that the file was copied completely"
+
+
+def _external_files(model, path: Path) -> list[str]:
+    """The external data files an ONNX graph refers to, each checked: a plain name beside the
+    graph (never an absolute path or one leading out of its folder), present and long enough."""
+    import onnx
+
+    files: dict[str, int] = {}
+    for tensor in model.graph.initializer:
+        if tensor.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        entries = {e.key: e.value for e in tensor.external_data}
+        location = entries.get("location", "")
+        parts = Path(location).parts
+        if not location or Path(location).is_absolute() or ".." in parts:
+            raise InputError(f"'{path}': tensor '{tensor.name}' points to external data '{location}' outside its "
+                             f"folder", hint="keep the external data files beside the .onnx file")
+        try:
+            need = int(entries.get("offset", 0)) + int(entries.get("length", 0))
+        except ValueError as exc:
+            raise CorruptOnnxError(f"'{path}': tensor '{tensor.name}' has a malformed external data entry",
+                                   hint=REEXPORT) from exc
+        files[location] = max(files.get(location, 0), need)
+    for location, need in files.items():
+        data = path.parent / location
+        if not data.is_file():
+            raise CorruptOnnxError(f"'{path}' keeps its weights in '{data}', which does not exist",
+                                   hint="copy the external data file(s) next to the .onnx file")
+        if data.stat().st_size < need:
+            raise CorruptOnnxError(f"'{data}' (external data of '{path.name}') is truncated: "
+                                   f"{data.stat().st_size} bytes, {need} needed", hint=REEXPORT)
+    return sorted(files)
+
+
+def _check_opset(model, path: Path) -> None:
+    import onnx
+
+    newest = onnx.defs.onnx_opset_version()
+    for entry in model.opset_import:
+        if entry.domain in ("", "ai.onnx") and entry.version > newest:
+            raise InputError(f"'{path}' uses ONNX opset {entry.version}; the installed onnx knows opsets up to "
+                             f"{newest}", hint="export it with an older opset (edgeport exports with 17)")
+
+
+def _onnx_signature(path: Path) -> tuple[tuple[str, ...], str, int, list[str]]:
     import onnx
 
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # protobuf raises DecodeError and others for a corrupt file
         raise CorruptOnnxError(f"'{path}' cannot be read as ONNX: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
-                               hint="re-export it, or check that the file was copied completely") from exc
+                               hint=REEXPORT) from exc
+    if not model.graph.node:
+        raise CorruptOnnxError(f"'{path}' holds no ONNX graph", hint=REEXPORT)
+    _check_opset(model, path)
+    external = _external_files(model, path)
     inputs = tuple(i.name for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer})
     unknown = [n for n in inputs if n not in KNOWN_INPUTS]
     if unknown or "input_ids" not in inputs or "attention_mask" not in inputs:
@@ -113,44 +162,56 @@ def _onnx_signature(path: Path) -> tuple[tuple[str, ...], str, int]:
             f"'{path}' has inputs {', '.join(inputs)}; edgeport needs input_ids and attention_mask "
             f"(and optionally token_type_ids)", hint="export the encoder with those input names")
     if not model.graph.output:
-        raise CorruptOnnxError(f"'{path}' has no outputs")
+        raise CorruptOnnxError(f"'{path}' has no outputs", hint=REEXPORT)
     params = sum(int(np.prod(t.dims)) for t in model.graph.initializer)
-    return inputs, model.graph.output[0].name, params
+    return inputs, model.graph.output[0].name, params, external
+
+
+def _reference_runner(path: Path):
+    """The fp32 graph itself under onnxruntime: what a graph the runtime cannot load is
+    refused as, before anything is written."""
+    from edgeport.targets.onnxruntime_cpu import fp32_reference_runner
+
+    try:
+        return fp32_reference_runner(path)
+    except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/NotImplemented types
+        raise CorruptOnnxError(f"onnxruntime cannot load '{path}': {str(exc).strip().splitlines()[-1][:300]}",
+                               hint=REEXPORT) from exc
 
 
 def source_from_onnx(run: RunDir, onnx_file: Path, tokenizer_dir: Path, ui: UI) -> Source:
-    from transformers import AutoTokenizer
-
-    from edgeport.targets.onnxruntime_cpu import fp32_reference_runner
+    from edgeport.model.load import load_tokenizer, read_config
 
     onnx_file = Path(onnx_file)
     if not onnx_file.is_file():
-        raise ModelNotFoundError(f"ONNX file '{onnx_file}' does not exist")
-    inputs, output, params = _onnx_signature(onnx_file)
+        raise ModelNotFoundError(f"ONNX file '{onnx_file}' does not exist", hint="check the path")
+    inputs, output, params, external = _onnx_signature(onnx_file)
     check_onnx(onnx_file)
     if not Path(tokenizer_dir).is_dir():
         raise ModelNotFoundError(f"tokenizer folder '{tokenizer_dir}' does not exist",
                                  hint="pass the folder with tokenizer.json / vocab files via --tokenizer")
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
-    except (OSError, ValueError) as exc:
-        raise InputError(f"cannot load a tokenizer from '{tokenizer_dir}': {str(exc).splitlines()[0]}") from exc
+    tokenizer = load_tokenizer(Path(tokenizer_dir), "tokenizer folder")
     config_file = Path(tokenizer_dir) / "config.json"
-    config = read_json(config_file) if config_file.is_file() else {}
+    config = read_config(Path(tokenizer_dir)) if config_file.is_file() else {}
     family = family_for(config["model_type"]) if "model_type" in config else None
     task: Task = "text-classification" if output == "logits" or task_from_config(config) == "text-classification" \
         else "feature-extraction"
-    key = cache_key(stage="onnx-in", onnx=hash_path(onnx_file), edgeport=code_version())
+    reference = _reference_runner(onnx_file)
+    key = cache_key(stage="onnx-in", onnx=hash_path(onnx_file), edgeport=code_version(),
+                    external={name: hash_path(onnx_file.parent / name) for name in external})
     if not stage_is_current(run.onnx_dir, key):
         with atomic_dir(run.onnx_dir) as tmp:
             shutil.copyfile(onnx_file, tmp / "model.onnx")
+            for name in external:
+                (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(onnx_file.parent / name, tmp / name)
             write_json(tmp / MANIFEST, {"inputs": list(inputs), "task": task, "source": str(onnx_file)})
             mark_stage(tmp, key)
     info = {"ref": str(onnx_file), "task": task, "family": family.name if family else "unknown",
             "parameters": params, "size_mb": round(onnx_file.stat().st_size / 1e6, 3), "sha256": hash_path(onnx_file)}
     ui.info(f"onnx: {onnx_file} ({', '.join(inputs)} -> {output}); reference: the fp32 ONNX graph itself")
     return Source(str(onnx_file), run.onnx_path, None, inputs, output, task, family, tokenizer,
-                  fp32_reference_runner(run.onnx_path), info, config.get("id2label"))
+                  reference, info, config.get("id2label"))
 
 
 def source_from_run(run: RunDir) -> Source:

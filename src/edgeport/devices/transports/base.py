@@ -61,8 +61,17 @@ class Transport(ABC):
     def exec(self, argv: list[str], timeout: float) -> Completed: ...
 
     def make_workdir(self) -> str:
+        """A fresh scratch folder under the device's ``workdir`` (a DeviceError saying so when
+        the device has no writable one)."""
+        from edgeport.errors import DeviceError
+
         path = posixpath.join(self.device.entry.workdir, f"edgeport-{uuid.uuid4().hex[:12]}")
-        self.check(["mkdir", "-p", path], timeout=30)
+        done = self.exec(["mkdir", "-p", "--", path], timeout=30)
+        if done.code != 0:
+            tail = (done.stderr.strip() or done.stdout.strip() or f"exit code {done.code}").splitlines()[-1]
+            raise DeviceError(f"{self.device.label} has no writable scratch folder: cannot create {path} ({tail})",
+                              hint="set `workdir:` of the device's catalog entry (EDGEPORT_DEVICES) to a "
+                                   "writable folder")
         return path
 
     def remove(self, path: str) -> None:

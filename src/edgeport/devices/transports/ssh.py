@@ -7,6 +7,11 @@
   password prompt.
 - Connect, banner and auth timeouts; keep-alive every 15 s; a command's own timeout.
 - Commands are argv lists, quoted with ``shlex.join`` for the remote shell.
+- Files go over SFTP. A server without an SFTP subsystem (dropbear, OpenSSH without
+  sftp-server: common on embedded Linux) is detected when the SFTP channel is refused, and
+  from then on files are streamed over the exec channel instead (``cat > PATH`` fed from
+  stdin, ``cat PATH`` read back); ``copy_method`` says which one a session used. The caller
+  checks every pushed file's sha256 on the device either way.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from edgeport.errors import DeviceError, DeviceTimeoutError, HostKeyError
 
 CONNECT_TIMEOUT = 10
 KEEPALIVE_S = 15
+COPY_TIMEOUT = 600
+CHUNK = 1 << 16
 
 
 def fingerprint(key) -> str:
@@ -49,6 +56,7 @@ class SshTransport(Transport):
         super().__init__(device)
         self.client = None
         self.where = f"{device.host}:{device.port or 22}"
+        self.copy_method: str | None = None  # "sftp" or "exec", found on the first copy
 
     def connect(self) -> None:
         import paramiko
@@ -98,10 +106,36 @@ class SshTransport(Transport):
         return transport
 
     def push(self, local: Path, remote: str) -> None:
-        self._sftp("put", str(local), remote)
+        if self._open_sftp_or_none() is None:
+            self._push_exec(Path(local), remote)
+        else:
+            self._sftp("put", str(local), remote)
 
     def pull(self, remote: str, local: Path) -> None:
-        self._sftp("get", remote, str(local))
+        if self._open_sftp_or_none() is None:
+            self._pull_exec(remote, Path(local))
+        else:
+            self._sftp("get", remote, str(local))
+
+    def _open_sftp_or_none(self):
+        """Whether the server has SFTP (asked once per session): None when it refuses the
+        subsystem, so that copies go over the exec channel."""
+        import paramiko
+
+        self._alive()
+        if self.copy_method is None:
+            try:
+                self.client.open_sftp().close()
+                self.copy_method = "sftp"
+            except (paramiko.SSHException, EOFError) as exc:
+                if not self._alive_quietly():
+                    raise DeviceError(f"the connection to {self.where} dropped") from exc
+                self.copy_method = "exec"
+        return None if self.copy_method == "exec" else True
+
+    def _alive_quietly(self) -> bool:
+        transport = self.client.get_transport() if self.client else None
+        return transport is not None and transport.is_active()
 
     def _sftp(self, op: str, src: str, dst: str) -> None:
         self._alive()
@@ -110,6 +144,66 @@ class SshTransport(Transport):
                 getattr(sftp, op)(src, dst)
         except (OSError, EOFError, socket.timeout, Exception) as exc:  # paramiko raises SSHException too
             raise DeviceError(f"copying {src} -> {dst} on {self.where} failed: {exc or type(exc).__name__}") from exc
+
+    def _channel(self, argv: list[str]):
+        transport = self._alive()
+        try:
+            channel = transport.open_session(timeout=CONNECT_TIMEOUT)
+            channel.settimeout(COPY_TIMEOUT)
+            channel.exec_command(shlex.join(argv))
+        except Exception as exc:  # paramiko raises SSHException, EOFError, OSError
+            raise DeviceError(f"cannot run a command on {self.where}: {exc or type(exc).__name__}") from exc
+        return channel
+
+    def _finish_copy(self, channel, what: str) -> None:
+        err = bytearray()
+        try:
+            while chunk := channel.recv_stderr(CHUNK):
+                err += chunk
+        except (OSError, EOFError, socket.timeout) as exc:
+            channel.close()
+            raise DeviceError(f"copying {what} on {self.where} failed: {exc or type(exc).__name__}") from exc
+        code = channel.recv_exit_status()
+        channel.close()
+        if code == -1 or not self._alive_quietly():
+            raise DeviceError(f"the connection to {self.where} dropped while copying {what}")
+        if code != 0:
+            tail = (err.decode(errors="replace").strip().splitlines() or [f"exit code {code}"])[-1]
+            raise DeviceError(f"copying {what} on {self.where} failed: {tail}")
+
+    def _push_exec(self, local: Path, remote: str) -> None:
+        """Stream a file into ``cat`` over the exec channel (the path is an argument of the
+        remote shell's script, never part of it)."""
+        channel = self._channel(["sh", "-c", 'cat > "$1"', "sh", remote])
+        try:
+            with open(local, "rb") as fh:
+                for block in iter(lambda: fh.read(CHUNK), b""):
+                    channel.sendall(block)
+            channel.shutdown_write()
+        except (OSError, EOFError, socket.timeout) as exc:
+            channel.close()
+            raise DeviceError(f"copying {local} -> {remote} on {self.where} failed: "
+                              f"{exc or type(exc).__name__}") from exc
+        self._finish_copy(channel, f"{local} -> {remote}")
+
+    def _pull_exec(self, remote: str, local: Path) -> None:
+        channel = self._channel(["cat", "--", remote])
+        tmp = local.with_name(local.name + ".part")
+        try:
+            with open(tmp, "wb") as fh:
+                while True:
+                    block = channel.recv(CHUNK)
+                    if not block:
+                        break
+                    fh.write(block)
+            self._finish_copy(channel, f"{remote} -> {local}")
+            tmp.replace(local)
+        except (OSError, EOFError, socket.timeout) as exc:
+            channel.close()
+            raise DeviceError(f"copying {remote} -> {local} on {self.where} failed: "
+                              f"{exc or type(exc).__name__}") from exc
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def exec(self, argv: list[str], timeout: float) -> Completed:
         transport = self._alive()
