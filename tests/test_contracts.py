@@ -79,6 +79,9 @@ def test_recipe_paths_resolve_relative_to_the_recipe(tiny_models, tmp_path, monk
     assert Path(recipe.model).resolve() == (home / "models" / "tiny").resolve()
     assert recipe.calibration.data.path.resolve() == (home / "data" / "calib.txt").resolve()
     assert recipe_from_yaml(home / "recipes" / "r.yaml").model == recipe.model
+    absolute = home / "data" / "calib.txt"  # absolute paths are kept as they are
+    (home / "recipes" / "abs.yaml").write_text(f"calibration: {{data: {{path: {absolute}}}}}\n")
+    assert recipe_from_yaml(home / "recipes" / "abs.yaml").calibration.data.path == absolute
 
 
 def _imports(path: Path) -> set[str]:

@@ -169,7 +169,9 @@ def _anchored(recipe: Recipe, base: Path) -> Recipe:
     """Relative paths of a recipe file (model folder, data files) resolved against the
     recipe's own folder, as compose files and CI configs do: a recipe works from anywhere."""
     def data(spec: DataSpec | None) -> DataSpec | None:
-        return None if spec is None or spec.path.is_absolute() else spec.model_copy(update={"path": base / spec.path})
+        if spec is None or spec.path.is_absolute():
+            return spec
+        return spec.model_copy(update={"path": base / spec.path})
 
     update: dict = {"calibration": recipe.calibration.model_copy(update={"data": data(recipe.calibration.data)}),
                     "eval": data(recipe.eval), "budget": recipe.budget.model_copy(update={"data": data(recipe.budget.data)})}
