@@ -1,0 +1,149 @@
+"""Host-side checks of an ONNX graph meant for TensorRT's ONNX parser, per TensorRT version.
+
+TensorRT 10 builds with ``--stronglyTyped`` (TensorRT 11 knows nothing else): INT8 only from
+explicit Q/DQ, FP16 only from explicit casts. What the parser of a version accepts is a rule
+table: the opset ceiling, the operator types, and for Q/DQ symmetric (zero point 0) constant
+scales, no dynamic or integer-operator quantization. The placement rules (TensorRT's developer
+guide, as NVIDIA ModelOpt implements them) are checked on the QDQ graph: Q/DQ on the inputs of
+the weighted MatMuls, none feeding LayerNorm, Softmax or Erf.
+
+The operator table is the parser's support matrix (onnx-tensorrt ``docs/operators.md``) for
+the ops a transformer encoder uses and their neighbours; an op outside it fails the check with
+its name, which is what the parser on the device would do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgeport.errors import VerificationError
+
+_PARSER_OPS_10 = frozenset("""
+Abs Acos Acosh Add And ArgMax ArgMin Asin Asinh Atan Atanh AveragePool BatchNormalization Cast Ceil Celu Clip
+Concat Constant ConstantOfShape Conv ConvTranspose Cos Cosh CumSum DepthToSpace DequantizeLinear Div Dropout
+Einsum Elu Equal Erf Exp Expand EyeLike Flatten Floor Gather GatherElements GatherND Gemm GlobalAveragePool
+GlobalLpPool GlobalMaxPool Greater GreaterOrEqual GroupNormalization GRU HardSigmoid Identity If
+InstanceNormalization IsNaN LayerNormalization LeakyRelu Less LessOrEqual Log LogSoftmax Loop LRN LSTM
+LpNormalization LpPool MatMul Max MaxPool Mean Min Mul Neg NonZero Not OneHot Or Pad PRelu Pow QuantizeLinear
+Range ReduceL1 ReduceL2 ReduceLogSum ReduceLogSumExp ReduceMax ReduceMean ReduceMin ReduceProd ReduceSum
+ReduceSumSquare Relu Reshape Resize RNN Round Scan ScatterElements ScatterND Selu Shape Sigmoid Sign Sin Sinh
+Size Slice Softmax Softplus Softsign SpaceToDepth Split Sqrt Squeeze Sub Sum Tan Tanh ThresholdedRelu Tile TopK
+Transpose Unsqueeze Where Xor
+""".split())
+FORBIDDEN_QUANT_OPS = ("DynamicQuantizeLinear", "MatMulInteger", "ConvInteger", "QLinearMatMul", "QLinearConv",
+                       "QLinearAdd", "QLinearMul", "QGemm", "QAttention")
+NO_QDQ_FEEDING = ("LayerNormalization", "Softmax", "Erf")
+
+
+@dataclass(frozen=True)
+class TrtRules:
+    version: str
+    jetpack: str
+    max_opset: int
+    ops: frozenset[str]
+    int64: str  # how the parser takes int64 tensors
+
+
+RULES: dict[str, TrtRules] = {
+    "10.3": TrtRules("10.3", "JetPack 6.x (Jetson Orin)", 20, _PARSER_OPS_10,
+                     "native INT64 tensors (TensorRT >= 10.0): token inputs stay int64, nothing to narrow"),
+}
+
+
+def _load(path: Path):
+    import onnx
+
+    return onnx.load(str(path))
+
+
+def _default_opset(model) -> int:
+    return next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+
+
+def rule_table_check(path: Path, rules: TrtRules) -> dict:
+    """Opset ceiling, parser ops, quantization ops, Q/DQ symmetric with constant scales,
+    int64 inputs. Raises VerificationError naming the first rule broken."""
+    import numpy as np
+    from onnx import numpy_helper
+
+    model = _load(path)
+    graph = model.graph
+    opset = _default_opset(model)
+    problems = []
+    if opset > rules.max_opset:
+        problems.append(f"opset {opset} > {rules.max_opset}, the ceiling of TensorRT {rules.version}'s parser")
+    types = sorted({n.op_type for n in graph.node})
+    unknown = [t for t in types if t not in rules.ops]
+    if unknown:
+        problems.append(f"op types TensorRT {rules.version}'s parser lacks: {', '.join(unknown)}")
+    forbidden = [t for t in types if t in FORBIDDEN_QUANT_OPS]
+    if forbidden:
+        problems.append(f"dynamic or integer-operator quantization ({', '.join(forbidden)}): TensorRT takes Q/DQ only")
+    constants = {init.name: init for init in graph.initializer}
+    for node in graph.node:
+        if node.op_type == "Constant" and node.attribute:
+            constants[node.output[0]] = node.attribute[0].t
+    qdq = [n for n in graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
+    for node in qdq:
+        scale = node.input[1]
+        if scale not in constants:
+            problems.append(f"{node.name}: scale '{scale}' is not a constant")
+        if len(node.input) > 2 and node.input[2]:
+            zero = node.input[2]
+            if zero not in constants:
+                problems.append(f"{node.name}: zero point '{zero}' is not a constant")
+            elif np.any(numpy_helper.to_array(constants[zero]) != 0):
+                problems.append(f"{node.name}: zero point is not 0 (asymmetric)")
+    int64_inputs = [i.name for i in graph.input if i.type.tensor_type.elem_type == 7]
+    if problems:
+        raise VerificationError(f"the graph breaks TensorRT {rules.version}'s rules: {problems[0]}"
+                                + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
+                                hint="export with --opset 17 (the default); report the op if it should be supported")
+    return {"trt_version": rules.version, "jetpack": rules.jetpack, "opset": opset, "max_opset": rules.max_opset,
+            "op_types": len(types), "qdq_nodes": len(qdq), "qdq": "symmetric, constant scales" if qdq else "none",
+            "quantization_ops_refused": list(FORBIDDEN_QUANT_OPS), "int64_inputs": int64_inputs,
+            "int64": rules.int64, "result": "passed"}
+
+
+def placement_check(path: Path, excluded: list[str]) -> dict:
+    """Q/DQ placement of an INT8 graph: both inputs of every weighted MatMul/Gemm not kept out
+    come from DequantizeLinear; no DequantizeLinear feeds LayerNorm, Softmax or Erf."""
+    model = _load(path)
+    graph = model.graph
+    producer = {o: n for n in graph.node for o in n.output}
+    weights = {i.name for i in graph.initializer}
+    consumers: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+
+    def from_dq(name: str) -> bool:
+        node = producer.get(name)
+        return node is not None and node.op_type == "DequantizeLinear"
+
+    def weighted(node) -> bool:  # a weight reaches it directly or through its DequantizeLinear
+        for name in node.input[:2]:
+            src = producer.get(name)
+            if name in weights or (src is not None and src.op_type == "DequantizeLinear" and src.input[0] in weights):
+                return True
+            if src is not None and src.op_type in ("DequantizeLinear", "Cast", "Transpose") and src.input:
+                inner = producer.get(src.input[0])
+                if src.input[0] in weights or (inner is not None and inner.op_type == "Constant"):
+                    return True
+        return False
+
+    quantized, unquantized = [], []
+    for node in graph.node:
+        if node.op_type in ("MatMul", "Gemm") and weighted(node):
+            (quantized if all(from_dq(i) for i in node.input[:2]) else unquantized).append(node.name)
+    wrong_unquantized = [n for n in unquantized if n not in set(excluded)]
+    feeding = [c.name for n in graph.node if n.op_type == "DequantizeLinear"
+               for c in consumers.get(n.output[0], []) if c.op_type in NO_QDQ_FEEDING]
+    if wrong_unquantized or feeding:
+        what = (f"{len(wrong_unquantized)} weighted MatMuls meant to be INT8 lack Q/DQ inputs (e.g. "
+                f"{wrong_unquantized[0]})" if wrong_unquantized else
+                f"Q/DQ feeds {len(feeding)} LayerNorm/Softmax/Erf nodes (e.g. {feeding[0]})")
+        raise VerificationError(f"INT8 placement rule broken: {what}")
+    return {"int8_matmuls": len(quantized), "kept_out": len(unquantized), "dq_feeding_layernorm_softmax_erf": 0,
+            "result": "passed"}
