@@ -363,6 +363,9 @@ def _connection(flags: dict):
 @click.option("--runs", type=int, help="Timed runs [100].")
 @click.option("--warmup", type=int, help="Untimed runs first [10].")
 @click.option("--threads", type=int, help="Threads [all cores].")
+@click.option("--allow-cpu-fallback", is_flag=True, default=None,
+              help="Where the GPU execution provider an artifact asks for cannot run, profile the CPU anyway "
+              "(results say cpu_fallback: true) instead of failing.")
 @click.pass_obj
 def profile(state: State, run_dir: Path, targets: str | None, device: str | None, **flags) -> None:
     """Profile built artifacts of RUN_DIR here or on a device; merge into results.json.

@@ -16,7 +16,8 @@ AGENT_PATH = Path(agent.__file__)
 
 def agent_argv(python: str, agent_path: str, artifact: str, spec: ProfileSpec) -> list[str]:
     return [python, agent_path, "--artifact", artifact, "--batch", str(spec.batch), "--sequence", str(spec.sequence),
-            "--runs", str(spec.runs), "--warmup", str(spec.warmup), "--threads", str(spec.threads or 0)]
+            "--runs", str(spec.runs), "--warmup", str(spec.warmup), "--threads", str(spec.threads or 0)] \
+        + (["--allow-cpu-fallback"] if spec.allow_cpu_fallback else [])
 
 
 def parse_agent_output(stdout: str, stderr: str, where: str) -> dict:
@@ -44,6 +45,6 @@ def as_profile(agent_result: dict, device: str) -> Profile:
     """The agent's (or a native tool's) document in the metrics schema: device name,
     environment from its probe."""
     profile = dict(agent_result)
-    profile["environment"] = profile.pop("device", None) or profile.pop("environment", {})
+    profile["environment"] = {**(profile.pop("device", None) or {}), **(profile.pop("environment", None) or {})}
     profile["device"] = device
     return Profile.model_validate(profile)

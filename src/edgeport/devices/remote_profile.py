@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
+import shlex
 from pathlib import Path
 
 from edgeport.artifact import ArtifactManifest, NativeBenchmark
@@ -120,7 +121,16 @@ def _measure(transport: Transport, ref: DeviceRef, artifact_dir: Path, manifest:
         result = _with_agent(transport, ref, remote_artifact, workdir, spec)
     if sampler:
         result["device_memory"] = sampler.stop()
+    if ref.entry.power_mode:
+        result.setdefault("environment", {})["power_mode"] = _power_mode(transport, ref.entry.power_mode)
     return result
+
+
+def _power_mode(transport: Transport, command: str) -> str:
+    """The catalog's power-mode query (``nvpmodel -q`` on a Jetson), its output as it is."""
+    done = transport.exec(shlex.split(command), timeout=30)
+    text = (done.stdout.strip() or done.stderr.strip()).splitlines()
+    return " | ".join(text) if done.code == 0 else f"unknown ({command}: {text[-1] if text else done.code})"
 
 
 def profile_remote(artifact_dir: Path, device: str, spec: ProfileSpec, connection: Connection | None = None,

@@ -10,8 +10,9 @@ flagged). The FP32 islands are then
 - nodes of precision-sensitive op types (normalizations, reductions, Softmax): LayerNorm
   overflows in FP16 and reductions accumulate its rounding error — onnxconverter-common's
   default block list omits them all;
-- nodes whose output reached more than ``65504 / headroom`` on the calibration texts (the
-  headroom leaves room for texts the calibration did not see);
+- nodes that write or read a tensor that reached more than ``65504 / headroom`` on the
+  calibration texts (the headroom leaves room for texts the calibration did not see): the
+  tensor stays fp32 on both sides, so no Cast to FP16 overflows at the island's edge;
 - nodes that read a constant beyond FP16's range (attention-mask fills of -inf or the fp32
   minimum).
 
@@ -140,14 +141,15 @@ def fp32_islands(onnx_path: Path, report: RangeReport, headroom: float = 4.0,
         if node.op_type == "Constant":
             continue
         kind = reason = None
-        peaks = [report.max_abs[o] for o in node.output if o in report.max_abs]
+        # a tensor beyond the limit stays fp32 on both sides: its producer and every reader
+        peaks = [report.max_abs[t] for t in list(node.output) + list(node.input) if t in report.max_abs]
         big = [i for i in node.input if i in report.large_constants]
         if node.op_type in PRECISION_OPS:
             kind, reason = "precision-op", "normalization, reduction or softmax"
         elif big:
             kind, reason = "large-constant", f"reads a constant of |x| {_json_float(report.large_constants[big[0]])}"
         elif peaks and max(peaks) > limit:
-            kind, reason = "range", f"output max |x| {_json_float(max(peaks))} > {limit:g} (65504 / headroom {headroom:g})"
+            kind, reason = "range", f"writes or reads max |x| {_json_float(max(peaks))} > {limit:g} (65504 / headroom {headroom:g})"
         elif node.name in extra:
             kind, reason = "budget", "kept in higher precision by the accuracy budget"
         if kind:
@@ -164,7 +166,56 @@ def convert_fp16(onnx_path: Path, out_path: Path, islands: list[Island]) -> None
     converted = convert_float_to_float16(model, keep_io_types=True, op_block_list=list(DEFAULT_OP_BLOCK_LIST),
                                          node_block_list=[island.node for island in islands])
     _topological_sort(converted.graph)  # the converter appends its Casts at the end
+    _drop_round_trips(converted)
     onnx.save(converted, str(out_path))
+
+
+def _drop_round_trips(model) -> None:
+    """The converter makes every tensor between two nodes FP16 and wraps the blocked nodes in
+    Casts, so two neighbouring FP32 nodes still pass their tensor through FP16 (overflowing
+    where it is out of range). Rewire each Cast(fp32 -> fp16) -> Cast(-> fp32) pair to the
+    fp32 source and drop the Casts left unused: the islands are FP32 end to end."""
+    import onnx
+
+    graph = model.graph
+    inferred = onnx.shape_inference.infer_shapes(model)
+    types = {v.name: v.type.tensor_type.elem_type for v in
+             list(inferred.graph.value_info) + list(graph.input) + list(graph.output)}
+    producer = {o: n for n in graph.node for o in n.output}
+    outputs = {o.name for o in graph.output}
+
+    def cast_to(node) -> int | None:
+        return next((a.i for a in node.attribute if a.name == "to"), None) if node.op_type == "Cast" else None
+
+    rename: dict[str, str] = {}
+    for node in graph.node:
+        src = producer.get(node.input[0]) if node.input else None
+        if not (cast_to(node) == onnx.TensorProto.FLOAT and src is not None and cast_to(src) == onnx.TensorProto.FLOAT16
+                and types.get(src.input[0]) == onnx.TensorProto.FLOAT):
+            continue
+        if node.output[0] not in outputs:
+            rename[node.output[0]] = src.input[0]
+        elif src.input[0] in producer:  # a graph output: its fp32 producer writes it directly
+            fp32, out = src.input[0], node.output[0]
+            origin = producer[fp32]
+            origin.output[list(origin.output).index(fp32)] = out
+            node.output[0] = fp32 + "_unused"  # the round trip is left dead
+            rename[fp32] = out
+    for node in graph.node:
+        for k, name in enumerate(node.input):
+            if name in rename:
+                node.input[k] = rename[name]
+    while True:
+        used = {i for n in graph.node for i in n.input} | outputs
+        dead = [n for n in graph.node if n.op_type == "Cast" and not any(o in used for o in n.output)]
+        if not dead:
+            break
+        for node in dead:
+            graph.node.remove(node)
+    produced = {o for n in graph.node for o in n.output}
+    stale = [v for v in graph.value_info if v.name not in produced]
+    for value in stale:
+        graph.value_info.remove(value)
 
 
 def _topological_sort(graph) -> None:

@@ -192,16 +192,17 @@ class TensorRTInt8(_TensorRTTarget):
                                              "--calib", str(calib), "--exclude", str(nodes),
                                              "--method", ctx.options.calibration_method])
         path = out / MODEL_FILE
+        placement = placement_check(path, exclude)
+        int8_nodes = placement.pop("int8_matmul_nodes")
         checks = {"structure": check_strongly_typed(path),
                   "rule_table": rule_table_check(path, RULES[ctx.options.trt_version]),
-                  "placement": placement_check(path, exclude),
-                  "polygraphy_lint": lint(path)}
+                  "placement": placement, "polygraphy_lint": lint(path)}
         details = {"quantizer": {"tool": "nvidia-modelopt onnx PTQ", **report["settings"],
                                  "seconds": report["seconds"], "calibration_samples": report["calibration_samples"],
                                  "nodes_excluded": exclude},
                    "modelopt_environment": report["versions"], "checks": checks,
                    "host_side": host_side_sentence(DEVICE_RUNTIME),
-                   "int8_layers": checks["placement"]["int8_matmuls"]}
+                   "int8_matmul_nodes": int8_nodes}
         precision = {"default": "int8 (Q/DQ on MatMul inputs, ModelOpt placement); the rest fp16",
                      "fp32_layers": list(ctx.keep_fp)}
         return Built([MODEL_FILE], "ModelOpt ONNX PTQ: explicit Q/DQ, strongly typed; TensorRT --stronglyTyped",

@@ -146,4 +146,4 @@ def placement_check(path: Path, excluded: list[str]) -> dict:
                 f"Q/DQ feeds {len(feeding)} LayerNorm/Softmax/Erf nodes (e.g. {feeding[0]})")
         raise VerificationError(f"INT8 placement rule broken: {what}")
     return {"int8_matmuls": len(quantized), "kept_out": len(unquantized), "dq_feeding_layernorm_softmax_erf": 0,
-            "result": "passed"}
+            "result": "passed", "int8_matmul_nodes": quantized}
