@@ -106,13 +106,38 @@ def rule_table_check(path: Path, rules: TrtRules) -> dict:
             "int64": rules.int64, "result": "passed"}
 
 
+def _weight_reader(graph):
+    """node -> whether a weight (initializer or Constant) reaches one of its first two inputs,
+    directly or through DequantizeLinear / QuantizeLinear / Cast / Transpose."""
+    producer = {o: n for n in graph.node for o in n.output}
+    weights = {i.name for i in graph.initializer} | {o for n in graph.node if n.op_type == "Constant" for o in n.output}
+
+    def from_weight(name: str, depth: int = 0) -> bool:
+        if name in weights:
+            return True
+        node = producer.get(name)
+        if node is None or depth > 4 or node.op_type not in ("DequantizeLinear", "QuantizeLinear", "Cast", "Transpose"):
+            return False
+        return from_weight(node.input[0], depth + 1)
+
+    return lambda node: any(from_weight(name) for name in node.input[:2])
+
+
+def attention_core(path: Path) -> list[str]:
+    """MatMuls of two activations (QK^T and the probabilities times V): the attention core that
+    TensorRT's placement leaves unquantized."""
+    graph = _load(path).graph
+    weighted = _weight_reader(graph)
+    return [n.name for n in graph.node if n.op_type in ("MatMul", "Gemm") and not weighted(n)]
+
+
 def placement_check(path: Path, excluded: list[str]) -> dict:
     """Q/DQ placement of an INT8 graph: both inputs of every weighted MatMul/Gemm not kept out
-    come from DequantizeLinear; no DequantizeLinear feeds LayerNorm, Softmax or Erf."""
-    model = _load(path)
-    graph = model.graph
+    come from DequantizeLinear; the attention core (MatMuls of two activations) has none; no
+    DequantizeLinear feeds LayerNorm, Softmax or Erf."""
+    graph = _load(path).graph
     producer = {o: n for n in graph.node for o in n.output}
-    weights = {i.name for i in graph.initializer}
+    weighted = _weight_reader(graph)
     consumers: dict[str, list] = {}
     for node in graph.node:
         for name in node.input:
@@ -122,28 +147,26 @@ def placement_check(path: Path, excluded: list[str]) -> dict:
         node = producer.get(name)
         return node is not None and node.op_type == "DequantizeLinear"
 
-    def weighted(node) -> bool:  # a weight reaches it directly or through its DequantizeLinear
-        for name in node.input[:2]:
-            src = producer.get(name)
-            if name in weights or (src is not None and src.op_type == "DequantizeLinear" and src.input[0] in weights):
-                return True
-            if src is not None and src.op_type in ("DequantizeLinear", "Cast", "Transpose") and src.input:
-                inner = producer.get(src.input[0])
-                if src.input[0] in weights or (inner is not None and inner.op_type == "Constant"):
-                    return True
-        return False
-
-    quantized, unquantized = [], []
+    quantized, unquantized, core_quantized = [], [], []
     for node in graph.node:
-        if node.op_type in ("MatMul", "Gemm") and weighted(node):
+        if node.op_type not in ("MatMul", "Gemm"):
+            continue
+        if weighted(node):
             (quantized if all(from_dq(i) for i in node.input[:2]) else unquantized).append(node.name)
+        elif any(from_dq(i) for i in node.input[:2]):
+            core_quantized.append(node.name)
     wrong_unquantized = [n for n in unquantized if n not in set(excluded)]
     feeding = [c.name for n in graph.node if n.op_type == "DequantizeLinear"
                for c in consumers.get(n.output[0], []) if c.op_type in NO_QDQ_FEEDING]
-    if wrong_unquantized or feeding:
-        what = (f"{len(wrong_unquantized)} weighted MatMuls meant to be INT8 lack Q/DQ inputs (e.g. "
-                f"{wrong_unquantized[0]})" if wrong_unquantized else
-                f"Q/DQ feeds {len(feeding)} LayerNorm/Softmax/Erf nodes (e.g. {feeding[0]})")
-        raise VerificationError(f"INT8 placement rule broken: {what}")
-    return {"int8_matmuls": len(quantized), "kept_out": len(unquantized), "dq_feeding_layernorm_softmax_erf": 0,
-            "result": "passed", "int8_matmul_nodes": quantized}
+    broken = []
+    if wrong_unquantized:
+        broken.append(f"{len(wrong_unquantized)} weighted MatMuls meant to be INT8 lack Q/DQ inputs "
+                      f"(e.g. {wrong_unquantized[0]})")
+    if core_quantized:
+        broken.append(f"Q/DQ on {len(core_quantized)} attention-core MatMuls (e.g. {core_quantized[0]})")
+    if feeding:
+        broken.append(f"Q/DQ feeds {len(feeding)} LayerNorm/Softmax/Erf nodes (e.g. {feeding[0]})")
+    if broken:
+        raise VerificationError(f"INT8 placement rule broken: {broken[0]}")
+    return {"int8_matmuls": len(quantized), "kept_out": len(unquantized), "attention_core_quantized": 0,
+            "dq_feeding_layernorm_softmax_erf": 0, "result": "passed", "int8_matmul_nodes": quantized}
