@@ -182,3 +182,15 @@ def test_minilm_amd_fp16(tmp_path, run_cli):
     assert size <= 0.55 * (out / "onnx" / "model.onnx").stat().st_size
     fidelity = read_json(out / "results.json")["targets"]["amd-fp16"]["fidelity"]
     assert fidelity["mean_cosine"] >= 0.9999
+
+
+@pytest.mark.ssh
+def test_devices_check_amd_gpu_says_what_is_missing(sshd, migraphx_python, run_cli):
+    code, stdout, stderr = run_cli("--json", "devices", "check", "amd-gpu-linux", "--host",
+                                   f"{sshd.user}@127.0.0.1:{sshd.port}", "--identity", sshd.client_key,
+                                   "--known-hosts", sshd.known_hosts, "--remote-python", migraphx_python)
+    assert code == 0, stderr
+    info = json.loads(stdout)
+    assert info["onnxruntime_package"] == "onnxruntime-migraphx"  # the device's own ORT build
+    assert {"rocm-smi", "amd-smi", "migraphx-driver"} <= set(info["missing_tools"])  # no ROCm on this "device"
+    assert info["facts"]["rocm"].startswith("absent") and info["facts"]["migraphx"].startswith("absent")

@@ -228,3 +228,14 @@ def test_minilm_tensorrt_fp16(tmp_path, run_cli):
     assert manifest["details"]["size_ratio_vs_fp32"] <= 0.55
     assert manifest["details"]["checks"]["rule_table"]["opset"] <= 20
     assert read_json(out / "results.json")["targets"]["tensorrt-fp16"]["fidelity"]["mean_cosine"] >= 0.9999
+
+
+@pytest.mark.ssh
+def test_devices_check_jetson_says_what_is_missing(sshd, run_cli):
+    code, stdout, stderr = run_cli("--json", "devices", "check", "jetson-orin-nano", "--host",
+                                   f"{sshd.user}@127.0.0.1:{sshd.port}", "--identity", sshd.client_key,
+                                   "--known-hosts", sshd.known_hosts, "--remote-python", sys.executable)
+    assert code == 0, stderr
+    info = json.loads(stdout)
+    assert {"trtexec", "nvpmodel", "tegrastats"} <= set(info["missing_tools"])  # this "device" is no Jetson
+    assert info["facts"]["jetpack"].startswith("absent") and info["facts"]["tensorrt"].startswith("absent")

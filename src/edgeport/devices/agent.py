@@ -96,6 +96,8 @@ def probe():
                                                        "amx_int8", "amx_bf16", "asimddp", "i8mm")),
         "memory_mb": mem_total,
         "runtimes": {m: _module_version(m) for m in RUNTIME_MODULES if _installed(m)},
+        "onnxruntime_package": next((d for d in ("onnxruntime-migraphx", "onnxruntime-gpu", "onnxruntime")
+                                     if _module_version(d)), None) if _installed("onnxruntime") else None,
     }
 
 

@@ -183,6 +183,14 @@ def probe(device: str, connection: Connection | None = None) -> dict:
             found = transport.exec(["sh", "-c", 'command -v "$1"', "sh", path], timeout=30)
             tools[tool] = found.stdout.strip() or None
         info["native_tools"] = tools
+        info["missing_tools"] = sorted(tool for tool, where in tools.items() if where is None)
+        facts = {}
+        for fact, argv in ref.entry.facts.items():
+            done = transport.exec(argv, timeout=30)
+            lines = [line.strip() for line in done.stdout.splitlines() if line.strip()]
+            facts[fact] = lines[0][:200] if done.code == 0 and lines else f"absent ({' '.join(argv)} failed)"
+        if facts:
+            info["facts"] = facts
         info["expected_runtimes"] = ref.entry.runtimes
         info["missing_runtimes"] = [r for r in ref.entry.runtimes if r not in info.get("runtimes", {})] \
             if "runtimes" in info else []
