@@ -239,3 +239,16 @@ def test_devices_check_jetson_says_what_is_missing(sshd, run_cli):
     info = json.loads(stdout)
     assert {"trtexec", "nvpmodel", "tegrastats"} <= set(info["missing_tools"])  # this "device" is no Jetson
     assert info["facts"]["jetpack"].startswith("absent") and info["facts"]["tensorrt"].startswith("absent")
+
+
+def test_agent_without_trtexec_refuses_to_time_the_cpu(trt_run):
+    """A device without trtexec runs the ONNX with the agent through ONNX Runtime's TensorRT
+    provider, or not at all: never a CPU latency presented as TensorRT's."""
+    import subprocess
+
+    from edgeport.devices.local_profile import AGENT_PATH
+
+    done = subprocess.run([sys.executable, str(AGENT_PATH), "--artifact", str(trt_run / "targets" / "tensorrt-fp16"),
+                           "--runs", "2"], capture_output=True, text=True, timeout=300)
+    doc = json.loads(done.stdout.strip().splitlines()[-1])
+    assert done.returncode == 1 and doc["error"].startswith("TensorRT libraries not found on this device")

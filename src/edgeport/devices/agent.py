@@ -276,7 +276,7 @@ def profile(folder, batch, sequence, runs, warmup, threads, max_seconds=3600, al
     except ImportError as exc:
         return {"error": "runtime for %s artifacts is not installed on this device: %s" % (fmt, exc)}
     except ProviderRefused as exc:
-        return {"error": str(exc), "provider_refused": True}
+        return {"error": str(exc)}
     feeds = _inputs(manifest, batch, sequence)
     run(feeds)  # the first run is part of loading (graph compilation, allocations)
     load_ms = (time.perf_counter() - started) * 1000

@@ -140,7 +140,10 @@ class _TensorRTTarget(Target):
     def device_facts(self, ctx: BuildContext) -> dict:
         options = ctx.options
         rules = RULES[options.trt_version]
-        return {"trt_version": options.trt_version, "jetpack": rules.jetpack,
+        # a device without trtexec runs the ONNX with the agent: through ONNX Runtime's TensorRT
+        # provider or not at all (the agent refuses a silent CPU fallback)
+        return {"execution_provider": "TensorrtExecutionProvider", "provider_options": {},
+                "trt_version": options.trt_version, "jetpack": rules.jetpack,
                 "optimization_profile": optimization_profile(options, ctx.input_names),
                 "workspace_mb": options.workspace_mb, "build_timeout_s": options.build_timeout_s,
                 "strongly_typed": True}
