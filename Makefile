@@ -8,7 +8,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.edgeport-installed
 
-.PHONY: setup demo test bench bench-x86 bench-int8 bench-ssh bench-compress system-deps clean
+.PHONY: setup setup-tensorrt test-venvs demo test bench bench-x86 bench-int8 bench-ssh bench-compress system-deps clean
 
 setup: $(STAMP)
 
@@ -19,6 +19,23 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[openvino,tflite,devices,sweep,test]'
 	touch $@
 
+# NVIDIA ModelOpt's ONNX quantizer (tensorrt-int8) and Polygraphy: their own venv, since ModelOpt
+# pins an older onnx than edgeport's. nvidia-modelopt goes in with --no-deps (its [onnx] extra
+# would swap in onnxruntime-gpu and cupy); scripts/modelopt-requirements.txt pins the rest (CPU).
+MODELOPT_VENV ?= .venv-modelopt
+setup-tensorrt: $(MODELOPT_VENV)/.edgeport-installed
+
+$(MODELOPT_VENV)/.edgeport-installed: scripts/modelopt-requirements.txt
+	test -x $(MODELOPT_VENV)/bin/python || $(PYTHON) -m venv $(MODELOPT_VENV)
+	$(MODELOPT_VENV)/bin/python -m pip install -q -c constraints.txt torch==2.13.0
+	$(MODELOPT_VENV)/bin/python -m pip install -q -r scripts/modelopt-requirements.txt
+	$(MODELOPT_VENV)/bin/python -m pip install -q --no-deps nvidia-modelopt==0.47.0
+	touch $@
+
+# The device tests' "device" Pythons (.test-venvs/: the real onnxruntime-migraphx wheel).
+test-venvs:
+	PYTHON=$(PYTHON) bash scripts/test-venvs.sh
+
 demo: setup
 	$(BIN)/edgeport export minilm --target openvino-int8,onnx-int8 --out runs/minilm
 
@@ -27,7 +44,7 @@ demo: setup
 system-deps:
 	@bash scripts/system-deps.sh
 
-test: setup system-deps
+test: setup setup-tensorrt test-venvs system-deps
 	EDGEPORT_NO_COMPONENT_SKIPS=1 EDGEPORT_TEST_ARTIFACTS=test-artifacts $(BIN)/python -m pytest -q -rs -p no:cacheprovider
 
 # The side-by-side benchmark (not part of the tests): peers in their own venvs, then every path.
@@ -44,4 +61,4 @@ bench-compress: setup
 	$(BIN)/python bench/compression.py
 
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) $(MODELOPT_VENV) .test-venvs runs

@@ -97,7 +97,7 @@ def test_build_from_onnx(tiny_models, tmp_path, run_cli):
     ("missing-model", 3, "does not exist"),
     ("not-a-model", 3, "no config.json"),
     ("unknown-target", 2, "unknown target 'gpu-int2'"),
-    ("planned-target", 4, "not yet available"),
+    ("no-modelopt-venv", 4, "make setup-tensorrt"),
     ("empty-calib", 3, "is empty"),
     ("malformed-calib", 3, "line 1 is not valid JSON"),
     ("eval-no-columns", 3, "has no label column 'stars'"),
@@ -105,7 +105,7 @@ def test_build_from_onnx(tiny_models, tmp_path, run_cli):
     ("eval-on-embeddings", 2, "accuracy of classifiers"),
     ("bad-option", 2, "is not TARGET.KEY=VALUE"),
 ])
-def test_user_errors(tiny_models, tmp_path, run_cli, sst_like, case, code, needle):
+def test_user_errors(tiny_models, tmp_path, run_cli, sst_like, case, code, needle, monkeypatch):
     out = tmp_path / "out"
     model = str(tiny_models("bert"))
     base = ["export", model, "--target", "onnx-fp32", "--out", out, "--no-profile"]
@@ -116,7 +116,10 @@ def test_user_errors(tiny_models, tmp_path, run_cli, sst_like, case, code, needl
         args = ["export", tmp_path / "plain", "--out", out]
     elif case == "unknown-target":
         args = ["export", model, "--target", "onnx-int8,gpu-int2", "--out", out]
-    elif case == "planned-target":
+    elif case == "no-modelopt-venv":
+        import edgeport.targets.tensorrt as trt
+
+        monkeypatch.setattr(trt, "modelopt_python", lambda: None)
         args = ["export", model, "--target", "tensorrt-int8", "--out", out]
     elif case == "empty-calib":
         (tmp_path / "c.txt").write_text("")
@@ -159,7 +162,7 @@ def test_targets_command_json(run_cli):
     code, stdout, _ = run_cli("--json", "targets")
     doc = json.loads(stdout)
     assert code == 0 and doc["targets"]["onnx-int8"]["available"] is True
-    assert doc["targets"]["tensorrt-int8"]["available"] is False and doc["targets"]["tensorrt-int8"]["reason"]
+    assert doc["targets"]["tensorrt-int8"]["available"] is True and doc["targets"]["amd-fp16"]["available"] is True
 
 
 def test_help_lists_commands_and_exit_codes(run_cli):
@@ -169,18 +172,17 @@ def test_help_lists_commands_and_exit_codes(run_cli):
         assert word in stdout
 
 
-def test_calibrate_sensitivity_and_trt_cache(tiny_models, tmp_path, run_cli):
+def test_calibrate_sensitivity(tiny_models, tmp_path, run_cli):
     out = tmp_path / "r"
     assert run_cli("export", tiny_models("bert"), "--target", "onnx-int8", "--out", out, "--min-fidelity", "0",
                    "--calib-size", "20", "--no-profile")[0] == 0
     code, stdout, stderr = run_cli("--json", "calibrate", out, "--target", "onnx-int8", "--sensitivity",
-                                   "--calib-size", "20", "--trt-cache", "10.3.0")
+                                   "--calib-size", "20")
     assert code == 0, stderr
     doc = json.loads(stdout)
     rows = doc["sensitivity"]["onnx-int8"]
     assert {r["unit"] for r in rows} >= {"ffn_down", "ffn_up", "attn_qkv", "attn_out"}
     assert [r["loss"] for r in rows] == sorted((r["loss"] for r in rows), reverse=True)
-    assert (out / "calibration" / "tensorrt-10.3.0-entropy.cache").read_text().startswith("TRT-100300-")
     results = json.loads((out / "results.json").read_text())
     assert results["targets"]["onnx-int8"]["sensitivity"] == rows  # the report shows it
     # identical inputs: reused; other calibration texts: the cached table is stale and remeasured

@@ -116,11 +116,12 @@ def test_manifest_names_what_rebuilds_it(tiny_ctx, tmp_path):
     assert manifest["built_at"] and manifest["source_onnx_sha256"]
 
 
-def test_registry_errors():
+def test_registry_errors(monkeypatch):
     with pytest.raises(UnknownTargetError, match="unknown target 'tpu-int3'"):
         registry.parse_list("onnx-int8,tpu-int3")
+    monkeypatch.setitem(registry.PLANNED, "npu-int4", ("NPU", "not yet available: planned"))
     with pytest.raises(TargetUnavailableError, match="not yet available"):
-        registry.get("tensorrt-int8")
+        registry.get("npu-int4")
     names = {info.name for info in registry.describe_all()}
     assert {"tensorrt-int8", "tflite-int8", "amd-fp16", "openvino-int8"} <= names
     assert registry.get("tflite-int8").check().available

@@ -332,10 +332,6 @@ def report(state: State, run_dir: Path) -> None:
 @click.option("--target", "-t", "targets", default="onnx-int8", show_default=True, help="Quantized targets.")
 @click.option("--sensitivity", is_flag=True, help="Rank layer units by the fidelity lost when "
               "each alone is quantized (with the target's own runtime).")
-@click.option("--trt-cache", "trt_version", metavar="TRT_VERSION",
-              help="Write a TensorRT calibration cache for this TensorRT version (e.g. 10.3.0).")
-@click.option("--method", type=click.Choice(["minmax", "percentile", "entropy", "distribution"]),
-              default="entropy", show_default=True, help="Range method for --trt-cache.")
 @click.option("--granularity", type=click.Choice(["role", "layer"]), default="role", show_default=True)
 @click.option("--calib", type=click.Path(path_type=Path), help="Calibration texts [built-in set].")
 @click.option("--calib-size", type=int)
@@ -344,29 +340,25 @@ def report(state: State, run_dir: Path) -> None:
 @click.option("--eval", "eval_path", type=click.Path(path_type=Path), help="Labelled eval data (classifiers).")
 @click.option("--option", "target_options", multiple=True, metavar="TARGET.KEY=VALUE")
 @click.pass_obj
-def calibrate(state: State, run_dir: Path, targets: str, sensitivity: bool, trt_version: str | None, method: str,
-              granularity: str, **flags) -> None:
-    """Sensitivity of each layer unit of RUN_DIR's model for a target; calibration files.
+def calibrate(state: State, run_dir: Path, targets: str, sensitivity: bool, granularity: str, **flags) -> None:
+    """Sensitivity of each layer unit of RUN_DIR's model for a target.
 
     \b
     edgeport calibrate runs/minilm --target onnx-int8 --sensitivity --granularity layer
-    edgeport calibrate runs/minilm --trt-cache 10.3.0 --method entropy
+
+    (TensorRT takes no calibration cache: tensorrt-int8 carries explicit Q/DQ.)
     """
     from edgeport.stages.calibrate import sensitivity as measure
-    from edgeport.stages.calibrate import trt_cache
 
-    if not sensitivity and not trt_version:
-        raise UsageError("say what to calibrate: --sensitivity and/or --trt-cache TRT_VERSION",
+    if not sensitivity:
+        raise UsageError("say what to calibrate: --sensitivity",
                          hint="e.g. edgeport calibrate RUN_DIR --target onnx-int8 --sensitivity")
 
     recipe = _recipe_from_flags(str(run_dir), {**flags, "targets": targets, "no_profile": True})
     document: dict = {"sensitivity": {}}
     with state.work(), _claim(run_dir, create=False):
-        if trt_version:
-            document["trt_cache"] = str(trt_cache(run_dir, recipe, trt_version, method, state.ui))
-        if sensitivity:
-            document.update(measure(run_dir, recipe, granularity, state.ui))
-    lines = [f"TensorRT calibration cache: {document['trt_cache']}"] if trt_version else []
+        document.update(measure(run_dir, recipe, granularity, state.ui))
+    lines = []
     for name, rows in document["sensitivity"].items():
         lines.append(f"{name}: fidelity loss when each unit alone is quantized (worst first)")
         lines += [f"  {i + 1:>2}. {row['unit']:<44} loss {row['loss']:.6f}  mean cos {row['mean_cosine']:.5f}"
@@ -409,6 +401,9 @@ def _connection(flags: dict):
 @click.option("--runs", type=int, help="Timed runs [100].")
 @click.option("--warmup", type=int, help="Untimed runs first [10].")
 @click.option("--threads", type=int, help="Threads [all cores].")
+@click.option("--allow-cpu-fallback", is_flag=True, default=None,
+              help="Where the GPU execution provider an artifact asks for cannot run, profile the CPU anyway "
+              "(results say cpu_fallback: true) instead of failing.")
 @click.pass_obj
 def profile(state: State, run_dir: Path, targets: str | None, device: str | None, **flags) -> None:
     """Profile built artifacts of RUN_DIR here or on a device; merge into results.json.

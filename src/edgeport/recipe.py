@@ -49,6 +49,9 @@ class ProfileSpec(_Strict):
     threads: int | None = Field(None, gt=0)  # None: all cores
     device: str | None = None  # None: this machine
     benchmark_binary: Path | None = None  # TFLite's benchmark_model for Android devices
+    # a GPU execution provider that cannot run on the device: profile the CPU anyway (the result says
+    # cpu_fallback: true) instead of stopping with a device error
+    allow_cpu_fallback: bool = False
 
 
 Importance = Literal["magnitude", "taylor"]

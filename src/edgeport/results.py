@@ -88,6 +88,9 @@ class TargetResult(_Strict):
     fallback: Fallback | None = None
     int8_mac_share: float | None = None  # share of the linear layers' MACs that run in INT8
     runtime_info: dict = Field(default_factory=dict)
+    # set where the figures above were not measured in the target's own runtime: what ran instead
+    # (e.g. ONNX Runtime on this CPU for a TensorRT or MIGraphX artifact)
+    host_side_emulation: str | None = None
     sensitivity: list[SensitivityRow] | None = None
     profiles: dict[str, Profile] = Field(default_factory=dict)
 

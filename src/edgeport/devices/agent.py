@@ -10,6 +10,13 @@ fresh child process, so peak RSS counts that artifact alone.
     python3 agent.py --artifact DIR [--batch 1 --sequence 128 --runs 100 --warmup 10 --threads N]
     python3 agent.py --probe        # what this device has: OS, arch, CPU, memory, runtimes
 
+An ONNX artifact whose manifest's ``runtime_config`` names a GPU execution provider
+(``execution_provider``: MIGraphXExecutionProvider, CUDAExecutionProvider,
+TensorrtExecutionProvider; ``provider_options``; ``session_config``) runs on that provider or
+not at all: the CPU fallback is disabled and the session's first provider asserted, with a
+plain message when the provider's libraries are missing; ``--allow-cpu-fallback`` profiles
+on the CPU instead and the result says ``cpu_fallback: true``.
+
 The artifact folder holds ``manifest.json`` with ``format`` (onnx | openvino | tflite |
 pytorch), ``files`` and ``inputs`` (names); the schema of the output is ``AGENT_SCHEMA``.
 """
@@ -88,6 +95,8 @@ def probe():
                                                        "amx_int8", "amx_bf16", "asimddp", "i8mm")),
         "memory_mb": mem_total,
         "runtimes": {m: _module_version(m) for m in RUNTIME_MODULES if _installed(m)},
+        "onnxruntime_package": next((d for d in ("onnxruntime-migraphx", "onnxruntime-gpu", "onnxruntime")
+                                     if _module_version(d)), None) if _installed("onnxruntime") else None,
     }
 
 
@@ -106,14 +115,63 @@ def _inputs(manifest, batch, sequence):
     return feeds
 
 
-def _load_onnx(folder, manifest, threads):
+# GPU execution providers the agent refuses to see replaced by the CPU, and what to install
+GPU_PROVIDERS = {
+    "MIGraphXExecutionProvider": "MIGraphX libraries not found on this device: install ROCm 7.x / onnxruntime-migraphx",
+    "CUDAExecutionProvider": "CUDA libraries not found on this device: install CUDA 12 + cuDNN 9 / onnxruntime-gpu",
+    "TensorrtExecutionProvider": "TensorRT libraries not found on this device: install TensorRT 10 / onnxruntime-gpu",
+    "ROCMExecutionProvider": "the ROCm provider is gone from ONNX Runtime 1.23 on: use MIGraphX (onnxruntime-migraphx)",
+}
+
+
+class ProviderRefused(Exception):
+    """The execution provider the artifact asks for cannot run here (and no fallback allowed)."""
+
+
+def _load_onnx(folder, manifest, threads, allow_cpu_fallback=False):
+    """ONNX Runtime; an artifact whose runtime_config names a GPU execution provider gets that
+    provider or nothing: CPU fallback is disabled in the session, and the session's first
+    provider is asserted (ONNX Runtime otherwise falls back to the CPU with a log line only).
+    ``allow_cpu_fallback`` lets the session fall back and the result say so."""
     import onnxruntime as ort
+    config = manifest.get("runtime_config") or {}
+    wanted = config.get("execution_provider") or "CPUExecutionProvider"
     options = ort.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads
-    session = ort.InferenceSession(os.path.join(folder, manifest["files"][0]), options,
-                                   providers=["CPUExecutionProvider"])
-    return (lambda feeds: session.run(None, feeds)), {"name": "onnxruntime", "version": ort.__version__}
+    path = os.path.join(folder, manifest["files"][0])
+    info = {"name": "onnxruntime", "version": ort.__version__, "requested_provider": wanted}
+    if wanted == "CPUExecutionProvider":
+        session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    else:
+        plain = GPU_PROVIDERS.get(wanted, "%s is not usable on this device" % wanted)
+        for key, value in (config.get("session_config") or {}).items():
+            if not (allow_cpu_fallback and key == "session.disable_cpu_ep_fallback"):
+                options.add_session_config_entry(key, str(value))
+        if not allow_cpu_fallback:
+            options.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
+        providers = [(wanted, dict(config.get("provider_options") or {}))]
+        if allow_cpu_fallback:
+            providers.append("CPUExecutionProvider")
+        available = ort.get_available_providers()
+        if wanted not in available and not allow_cpu_fallback:
+            raise ProviderRefused("%s (this onnxruntime %s has only %s)" % (plain, ort.__version__, ", ".join(available)))
+        try:
+            session = ort.InferenceSession(path, options, providers=providers)
+        except Exception as exc:  # ONNX Runtime's own words are misleading ("conflicting session configuration")
+            raise ProviderRefused("%s (onnxruntime %s: %s)" % (plain, ort.__version__,
+                                                               str(exc).strip().splitlines()[-1][:300]))
+        actual = session.get_providers()
+        info["providers"] = actual
+        if actual[0] != wanted:
+            if not allow_cpu_fallback:
+                raise ProviderRefused("%s (the session runs on %s)" % (plain, actual[0]))
+            info["cpu_fallback"] = True
+            info["fallback_reason"] = plain
+        else:
+            info["cpu_fallback"] = False
+    info["execution_provider"] = session.get_providers()[0]
+    return (lambda feeds: session.run(None, feeds)), info
 
 
 def _load_openvino(folder, manifest, threads):
@@ -193,7 +251,7 @@ class Watchdog:
             raise Abandoned("the agent's time budget ran out")
 
 
-def profile(folder, batch, sequence, runs, warmup, threads, max_seconds=3600):
+def profile(folder, batch, sequence, runs, warmup, threads, max_seconds=3600, allow_cpu_fallback=False):
     with open(os.path.join(folder, "manifest.json")) as fh:
         manifest = json.load(fh)
     fmt = manifest.get("format")
@@ -205,9 +263,14 @@ def profile(folder, batch, sequence, runs, warmup, threads, max_seconds=3600):
     rss_before = _rss_mb()
     started = time.perf_counter()
     try:
-        run, runtime = LOADERS[fmt](folder, manifest, threads)
+        if fmt == "onnx":
+            run, runtime = _load_onnx(folder, manifest, threads, allow_cpu_fallback)
+        else:
+            run, runtime = LOADERS[fmt](folder, manifest, threads)
     except ImportError as exc:
         return {"error": "runtime for %s artifacts is not installed on this device: %s" % (fmt, exc)}
+    except ProviderRefused as exc:
+        return {"error": str(exc)}
     feeds = _inputs(manifest, batch, sequence)
     run(feeds)  # the first run is part of loading (graph compilation, allocations)
     load_ms = (time.perf_counter() - started) * 1000
@@ -227,7 +290,13 @@ def profile(folder, batch, sequence, runs, warmup, threads, max_seconds=3600):
     except Abandoned as exc:
         return {"error": str(exc)}
     mean = statistics.fmean(times)
-    return {
+    extra = {}
+    if "cpu_fallback" in runtime:
+        extra["cpu_fallback"] = runtime.pop("cpu_fallback")
+        if extra["cpu_fallback"]:
+            extra["warnings"] = ["%s asked for, the CPU measured (--allow-cpu-fallback): %s"
+                                 % (runtime["requested_provider"], runtime.pop("fallback_reason"))]
+    return {**extra,
         "schema": AGENT_SCHEMA,
         "latency_ms": {"p50": _percentile(times, 50), "p90": _percentile(times, 90),
                        "p99": _percentile(times, 99), "mean": mean,
@@ -251,6 +320,8 @@ def parser():
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--max-seconds", type=float, default=3600, help="stop (with an error) after this long")
+    parser.add_argument("--allow-cpu-fallback", action="store_true",
+                        help="profile on the CPU when the GPU execution provider asked for cannot run (said in the result)")
     return parser
 
 
@@ -260,7 +331,7 @@ def main(argv=None):
         result = probe()
     elif args.artifact:
         result = profile(args.artifact, args.batch, args.sequence, args.runs, args.warmup, args.threads,
-                         args.max_seconds)
+                         args.max_seconds, args.allow_cpu_fallback)
     else:
         parser().error("give --artifact DIR or --probe")
     sys.stdout.write(json.dumps(result) + "\n")

@@ -37,6 +37,8 @@ class DeviceEntry(BaseModel):
     targets: list[str] = Field(default_factory=list)
     memory: str = "proc"
     power_mode: str | None = None
+    # facts `devices check` reads: name -> argv (its first output line is the fact; a failure says absent)
+    facts: dict[str, list[str]] = Field(default_factory=dict)
 
 
 def _user_catalog_path() -> Path:

@@ -21,6 +21,8 @@ def agent_argv(python: str, agent_path: str, artifact: str, spec: ProfileSpec,
     that a run edgeport gave up on does not go on on the device)."""
     argv = [python, agent_path, "--artifact", artifact, "--batch", str(spec.batch), "--sequence", str(spec.sequence),
             "--runs", str(spec.runs), "--warmup", str(spec.warmup), "--threads", str(spec.threads or 0)]
+    if spec.allow_cpu_fallback:
+        argv.append("--allow-cpu-fallback")
     return argv + ["--max-seconds", f"{max_seconds:g}"] if max_seconds else argv
 
 
@@ -49,6 +51,6 @@ def as_profile(agent_result: dict, device: str) -> Profile:
     """The agent's (or a native tool's) document in the metrics schema: device name,
     environment from its probe."""
     profile = dict(agent_result)
-    profile["environment"] = profile.pop("device", None) or profile.pop("environment", {})
+    profile["environment"] = {**(profile.pop("device", None) or {}), **(profile.pop("environment", None) or {})}
     profile["device"] = device
     return Profile.model_validate(profile)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
+import shlex
 from pathlib import Path
 
 from edgeport.artifact import ArtifactManifest, NativeBenchmark
@@ -140,7 +141,16 @@ def _measure(transport: Transport, ref: DeviceRef, artifact_dir: Path, manifest:
         result = _with_agent(transport, ref, remote_artifact, workdir, spec)
     if sampler:
         result["device_memory"] = sampler.stop()
+    if ref.entry.power_mode:
+        result.setdefault("environment", {})["power_mode"] = _power_mode(transport, ref.entry.power_mode)
     return result
+
+
+def _power_mode(transport: Transport, command: str) -> str:
+    """The catalog's power-mode query (``nvpmodel -q`` on a Jetson), its output as it is."""
+    done = transport.exec(shlex.split(command), timeout=30)
+    text = (done.stdout.strip() or done.stderr.strip()).splitlines()
+    return " | ".join(text) if done.code == 0 else f"unknown ({command}: {text[-1] if text else done.code})"
 
 
 def profile_remote(artifact_dir: Path, device: str, spec: ProfileSpec, connection: Connection | None = None,
@@ -197,6 +207,14 @@ def probe(device: str, connection: Connection | None = None) -> dict:
             found = transport.exec(["sh", "-c", 'command -v "$1"', "sh", path], timeout=30)
             tools[tool] = found.stdout.strip() or None
         info["native_tools"] = tools
+        info["missing_tools"] = sorted(tool for tool, where in tools.items() if where is None)
+        facts = {}
+        for fact, argv in ref.entry.facts.items():
+            done = transport.exec(argv, timeout=30)
+            lines = [line.strip() for line in done.stdout.splitlines() if line.strip()]
+            facts[fact] = lines[0][:200] if done.code == 0 and lines else f"absent ({' '.join(argv)} failed)"
+        if facts:
+            info["facts"] = facts
         info["expected_runtimes"] = ref.entry.runtimes
         info["missing_runtimes"] = [r for r in ref.entry.runtimes if r not in info.get("runtimes", {})] \
             if "runtimes" in info else []

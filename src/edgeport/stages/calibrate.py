@@ -65,21 +65,3 @@ def sensitivity(run_dir: Path, recipe: Recipe, granularity: str, ui: UI) -> dict
         save_results(run, results)
     return {"granularity": granularity, "selection": reference.selection.summary(),
             "sensitivity": {name: [row.model_dump() for row in rows] for name, rows in tables.items()}}
-
-
-def trt_cache(run_dir: Path, recipe: Recipe, trt_version: str, method: str, ui: UI) -> Path:
-    """RUN_DIR/calibration/tensorrt-<version>-<method>.cache from the run's ONNX graph."""
-    from edgeport.calibration.ranges import collect_ranges, write_trt_cache
-    from edgeport.runs import atomic_write_text
-
-    run = RunDir(Path(run_dir))
-    source = source_from_run(run)
-    calibration = calibration_of(read_inputs(recipe), source)
-    feeds = calibration.feeds(batch_size=1, fixed_length=calibration.longest())
-    with ui.step(f"collecting {method} ranges on {len(calibration.texts)} texts"):
-        ranges = collect_ranges(source.onnx_path, feeds, method)
-    out = run.root / "calibration" / f"tensorrt-{trt_version}-{method}.cache"
-    with tempfile.TemporaryDirectory() as tmp:
-        write_trt_cache(ranges, trt_version, Path(tmp) / "cache")
-        atomic_write_text(out, (Path(tmp) / "cache").read_text())
-    return out

@@ -129,6 +129,7 @@ def target_result(run: RunDir, target: Target, manifest, cached: bool) -> Target
     return TargetResult(
         artifact=str(folder), runtime=target.runtime, precision=target.precision, strategy=manifest.strategy,
         size_mb=round(size / 1e6, 3), build_seconds=manifest.build_seconds_total, cached=cached,
-        fidelity=check.fidelity, accuracy=check.accuracy, fallback=manifest.fallback, int8_mac_share=manifest.int8_mac_share,
-        runtime_info=check.runtime,
+        fidelity=check.fidelity, accuracy=check.accuracy, fallback=manifest.fallback,
+        int8_mac_share=manifest.int8_mac_share, runtime_info=check.runtime,
+        host_side_emulation=check.runtime.get("host_side_emulation"),
     )

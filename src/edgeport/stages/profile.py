@@ -23,6 +23,15 @@ def _native(artifact_dir: Path):
     return registry.get(name).native_benchmark() if name in registry.BUILTIN else None
 
 
+def _on_this_machine(artifact_dir: Path, spec: ProfileSpec) -> ProfileSpec:
+    """This machine has no GPU: an artifact made for a GPU execution provider (amd-fp16) is timed
+    here on the CPU as host-side emulation, and its profile says cpu_fallback: true."""
+    provider = ArtifactManifest.read(artifact_dir).runtime_config.get("execution_provider")
+    if provider and provider != "CPUExecutionProvider":
+        return spec.model_copy(update={"allow_cpu_fallback": True})
+    return spec
+
+
 def profile_all(run: RunDir, model_dir: Path | None, spec: ProfileSpec, results: Results, ui: UI) -> None:
     """After a build: the PyTorch baseline and every target here, then on the spec's device."""
     if model_dir is not None:
@@ -30,7 +39,7 @@ def profile_all(run: RunDir, model_dir: Path | None, spec: ProfileSpec, results:
             results.baseline = profile_on(model_dir, None, spec)
     for name, entry in results.targets.items():
         with ui.step(f"profiling {name} on this machine"):
-            profile = profile_on(run.target_dir(name), None, spec)
+            profile = profile_on(run.target_dir(name), None, _on_this_machine(run.target_dir(name), spec))
         merge_profile(entry, profile)
         ui.info(f"{name}: p50 {profile.latency_ms.p50:.2f} ms, peak RSS {profile.peak_rss_mb:.0f} MB")
     if spec.device:
@@ -50,7 +59,8 @@ def profile_run(run_dir: Path, targets: str | None, spec: ProfileSpec, ui: UI, c
                              hint=f"built: {', '.join(results.targets) or 'none'}")
     for name in names:
         with ui.step(f"profiling {name} on {spec.device or 'this machine'}"):
-            profile = profile_on(run.target_dir(name), spec.device, spec, connection, native=_native(run.target_dir(name)))
+            here = spec if spec.device not in (None, "", "local") else _on_this_machine(run.target_dir(name), spec)
+            profile = profile_on(run.target_dir(name), spec.device, here, connection, native=_native(run.target_dir(name)))
         merge_profile(results.targets[name], profile)
         ui.info(f"{name} on {profile.device}: p50 {profile.latency_ms.p50:.2f} ms")
         results = save_results(run, results)  # each device result is kept as soon as it arrives

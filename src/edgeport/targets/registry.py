@@ -23,13 +23,12 @@ BUILTIN: dict[str, str] = {
     "tflite-fp16": "edgeport.targets.litert:TfliteFp16",
     "tflite-int8": "edgeport.targets.litert:TfliteInt8",
     "tflite-int8-full": "edgeport.targets.litert:TfliteInt8Full",
+    "tensorrt-int8": "edgeport.targets.tensorrt:TensorRTInt8",
+    "tensorrt-fp16": "edgeport.targets.tensorrt:TensorRTFp16",
+    "amd-fp16": "edgeport.targets.amd_migraphx:AmdFp16",
 }
 
-PLANNED: dict[str, tuple[str, str]] = {
-    "tensorrt-int8": ("TensorRT", "not yet available: explicit-quantization QDQ ONNX + on-device trtexec build is planned"),
-    "tensorrt-fp16": ("TensorRT", "not yet available: on-device trtexec build is planned"),
-    "amd-fp16": ("ONNX Runtime (MIGraphX/ROCm)", "not yet available: FP16 ONNX for AMD GPUs is planned"),
-}
+PLANNED: dict[str, tuple[str, str]] = {}
 
 
 @dataclass(frozen=True)
