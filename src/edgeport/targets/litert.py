@@ -25,9 +25,10 @@ sequence bucket (option ``buckets``, e.g. ``16,32,64,128``; the longest is optio
 default 128, whose signature is ``serving_default``, the others ``seq_<n>``; inputs are int32
 named as in the model; output ``output_0``). edgeport.runtime runs a request in the smallest
 bucket that holds it, so a phone does not run 128 tokens for a 20-token sentence; the manifest
-records the buckets in ``signature`` and ``request_path``. The signatures share nothing: each
-bucket adds its own copy of the weights to the file (measured on MiniLM, see
-``DEFAULT_BUCKETS``).
+records the buckets in ``signature`` and ``request_path``. The signatures share the weights:
+measured on MiniLM, 16,32,64,128 make the fp32 file 90.8 MB instead of 89.9 MB and the dynamic
+INT8 one 26.3 MB instead of 23.5 MB; conversion takes about 2.7x as long (one trace and
+lowering per bucket). Per-bucket latency: bench/results/request_path.md.
 """
 
 from __future__ import annotations
