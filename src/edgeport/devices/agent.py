@@ -298,14 +298,15 @@ def latency_summary(times):
             "mean": statistics.fmean(times), "std": statistics.pstdev(times), "min": min(times)}
 
 
-def serve_texts(folder, texts_file, batch, passes, warmup, threads, max_seconds=3600):
-    """Real requests through edgeport.runtime: ``batch`` texts each, in the file's order."""
+def serve_texts(folder, texts_file, batch, passes, warmup, threads, max_seconds=3600, settings=None):
+    """Real requests through edgeport.runtime: ``batch`` texts each, in the file's order;
+    ``settings`` override the runtime's request-path settings (a dict, see runtime.SETTINGS)."""
     rss_before = _rss_mb()
     started = time.perf_counter()
     try:
         runtime = runtime_package()
         texts = runtime.read_texts(texts_file)
-        predictor = runtime.load(folder, threads=threads or None, batch_size=batch)
+        predictor = runtime.load(folder, threads=threads or None, batch_size=batch, settings=settings)
     except (ImportError, OSError, runtime_error_types()) as exc:
         return {"error": "cannot serve %s: %s" % (folder, exc)}
     if not texts:
@@ -329,7 +330,7 @@ def serve_texts(folder, texts_file, batch, passes, warmup, threads, max_seconds=
         "tool": "agent --texts", "texts": len(texts),
         "tokens": {"mean": statistics.fmean(lengths), "p50": _percentile(lengths, 50), "p90": _percentile(lengths, 90),
                    "max": lengths[-1]},
-        "buckets": info["buckets"], "samples_ms": [round(t, 4) for t in times],
+        "buckets": info["buckets"], "settings": settings or {}, "samples_ms": [round(t, 4) for t in times],
         "device": probe(),
     }
 
@@ -349,12 +350,13 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--max-seconds", type=float, default=3600, help="stop (with an error) after this long")
     parser.add_argument("--texts", help="time real requests: --batch lines of this file each, --runs passes")
+    parser.add_argument("--settings", help="with --texts: JSON object overriding the runtime's request-path settings")
     args = parser.parse_args(argv)
     if args.probe:
         result = probe()
     elif args.artifact and args.texts:
         result = serve_texts(args.artifact, args.texts, args.batch, args.runs, args.warmup, args.threads,
-                             args.max_seconds)
+                             args.max_seconds, json.loads(args.settings) if args.settings else None)
     elif args.artifact:
         result = profile(args.artifact, args.batch, args.sequence, args.runs, args.warmup, args.threads,
                          args.max_seconds)

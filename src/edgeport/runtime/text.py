@@ -27,8 +27,8 @@ class TextEncoder:
         self.pad_id = int(pad_id)
 
     def encode(self, texts) -> list:
-        """Each text's encoding (``.ids``, ``.type_ids``), in order. One text goes through
-        ``encode`` (measured cheaper than a batch of one); more through ``encode_batch``."""
+        """Each text's encoding (``.ids``, ``.type_ids``), in order (``encode_batch``, which
+        the library parallelises across texts; one text through ``encode``)."""
         if len(texts) == 1:
             return [self.tokenizer.encode(texts[0])]
         return self.tokenizer.encode_batch(list(texts))
