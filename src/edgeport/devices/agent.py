@@ -305,9 +305,12 @@ def serve_texts(folder, texts_file, batch, passes, warmup, threads, max_seconds=
     started = time.perf_counter()
     try:
         runtime = runtime_package()
+    except ImportError as exc:
+        return {"error": "cannot serve %s: %s" % (folder, exc)}
+    try:
         texts = runtime.read_texts(texts_file)
         predictor = runtime.load(folder, threads=threads or None, batch_size=batch, settings=settings)
-    except (ImportError, OSError, runtime_error_types()) as exc:
+    except (OSError, runtime.ArtifactError) as exc:
         return {"error": "cannot serve %s: %s" % (folder, exc)}
     if not texts:
         return {"error": "%s holds no texts" % texts_file}
@@ -333,10 +336,6 @@ def serve_texts(folder, texts_file, batch, passes, warmup, threads, max_seconds=
         "buckets": info["buckets"], "settings": settings or {}, "samples_ms": [round(t, 4) for t in times],
         "device": probe(),
     }
-
-
-def runtime_error_types():
-    return sys.modules["edgeport_runtime"].ArtifactError if "edgeport_runtime" in sys.modules else ImportError
 
 
 def main(argv=None):

@@ -19,22 +19,28 @@ import os
 
 import numpy as np
 
-# Defaults chosen by measurement (bench/request_path.py, MiniLM, 2 cores):
+# Defaults, each measured (MiniLM; bench/results/request_path.md, and the notes here):
 SETTINGS = {
     "onnxruntime": {
-        # session.run with a feed dict; I/O binding (bind_cpu_input) measured no faster at
-        # real lengths on this CPU (the inputs are a few hundred bytes; the copy is not the cost)
+        # session.run with a feed dict. I/O binding (bind_cpu_input, output bound to the CPU)
+        # measured no faster: MiniLM fp32, 1 x 25 tokens, six alternating rounds, medians equal
+        # within noise — the inputs are a few hundred bytes, copying them is not the cost.
         "io_binding": False,
     },
     "openvino": {
         "performance_hint": "LATENCY",
-        "share_inputs": True,  # input tensors over the numpy buffers (no copy)
-        # the CPU plugin's cache of kernels compiled per input shape; 0 turns it off: a
-        # dynamic-shape model then re-prepares kernels for every new shape
+        # inputs wrapped as tensors over the numpy buffers, no copy (equal within noise to
+        # copying at 1 x 25; kept, it never costs more)
+        "share_inputs": True,
+        # the CPU plugin's cache of kernels prepared per input shape (None: the plugin's
+        # default); 0 turns it off — a dynamic-shape model then re-prepares for every shape
         "runtime_cache_capacity": None,
     },
+    # LiteRT: the interpreter's signature runners; the buckets are compiled in (LiteRtOptions)
     "litert": {},
 }
+# Dynamic shapes for OpenVINO, not compile-time buckets: the INT8 IR reshaped to 1 x 32 ran a
+# 25-token request (padded to 32) no faster than the dynamic IR at 25 (alternating, same process).
 
 
 class ArtifactError(Exception):
