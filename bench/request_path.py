@@ -206,12 +206,18 @@ def rows_of(work: Path) -> list[dict]:
                                       if manifest["request_path"]["shapes"] == "buckets" else "")
         rows.append({"name": label, "kind": "edgeport", "folder": folder, "manifest": manifest})
     folder = work / "minilm-1x128" / "targets" / "tflite-int8"
-    rows.append({"name": "edgeport tflite-int8 (1 x 128 only)", "kind": "edgeport", "folder": folder,
-                 "manifest": json.loads((folder / "manifest.json").read_text())})
+    if (folder / "manifest.json").is_file():  # built with buckets= (one 1 x 128 signature)
+        rows.append({"name": "edgeport tflite-int8 (1 x 128 only)", "kind": "edgeport", "folder": folder,
+                     "manifest": json.loads((folder / "manifest.json").read_text())})
+    else:  # the bucketed artifact served by its longest (1 x 128) signature alone
+        folder = work / "minilm" / "targets" / "tflite-int8"
+        rows.append({"name": "edgeport tflite-int8 (longest signature 1 x 128 only)", "kind": "edgeport",
+                     "folder": folder, "settings": {"longest_only": True},
+                     "manifest": json.loads((folder / "manifest.json").read_text())})
     return rows
 
 
-def streams(work: Path, sst2: int) -> dict[str, Path]:
+def streams(work: Path, sst2: int, heldout_count: int | None = None) -> dict[str, Path]:
     sys.path.insert(0, str(ROOT / "src"))
     from edgeport.calibration.data import builtin_texts
 
@@ -219,8 +225,9 @@ def streams(work: Path, sst2: int) -> dict[str, Path]:
     folder = work / "streams"
     folder.mkdir(parents=True, exist_ok=True)
     heldout = folder / "heldout.txt"
-    heldout.write_text("\n".join(builtin_texts("heldout").texts) + "\n")
-    out["held-out texts"] = heldout
+    chosen = builtin_texts("heldout").texts[:heldout_count]
+    heldout.write_text("\n".join(chosen) + "\n")
+    out[f"held-out texts ({len(chosen)})"] = heldout
     if SST2_DEV.is_file():
         lines = SST2_DEV.read_text(encoding="utf-8").splitlines()[1:]
         sentences = [line.split("\t")[0].strip() for line in lines if line.strip()][:sst2]
@@ -230,7 +237,7 @@ def streams(work: Path, sst2: int) -> dict[str, Path]:
     return out
 
 
-def measure(rows, texts: dict[str, Path], rounds: int, warmup: int, passes: int, log) -> dict:
+def measure(rows, texts: dict[str, Path], rounds: int, warmup: int, passes: int, synthetic_runs: int, log) -> dict:
     results: dict = {}
     for r in range(rounds):
         order = rows[r % len(rows):] + rows[:r % len(rows)]  # alternate who goes first
@@ -243,16 +250,18 @@ def measure(rows, texts: dict[str, Path], rounds: int, warmup: int, passes: int,
                     elif row["kind"] == "peer":
                         result = peer_serve(row, path, batch, passes, warmup)
                     else:
-                        result = agent_texts(row["folder"], path, batch, passes, warmup)
+                        result = agent_texts(row["folder"], path, batch, passes, warmup, row.get("settings"))
                     results.setdefault((stream, batch, row["name"]), []).append(result)
         for row in order:
+            if row.get("settings"):  # the same artifact as another row: the same 1 x 128 graph
+                continue
             log(f"round {r + 1}/{rounds} 1 x 128: {row['name']}")
             if row["kind"] == "peer":  # 100 requests of one text padded to 128 tokens
                 one = texts[next(iter(texts))].parent / "one.txt"
-                one.write_text("a sentence padded to 128 tokens\n" * 100)
+                one.write_text("a sentence padded to 128 tokens\n" * synthetic_runs)
                 result = peer_serve(row, one, 1, 1, 10, sequence=128)
             else:
-                result = agent_synthetic(row["folder"], 100)
+                result = agent_synthetic(row["folder"], synthetic_runs)
             results.setdefault(("1 x 128", 1, row["name"]), []).append(result)
     return results
 
@@ -264,6 +273,20 @@ def summary(runs: list[dict]) -> dict:
             "p90_ms": statistics.median(p90), "throughput_per_s": statistics.median(x["throughput_per_s"] for x in runs),
             "peak_rss_mb": max(x["peak_rss_mb"] for x in runs), "rounds": len(runs),
             "tokens": runs[0].get("tokens"), "runtime": runs[0].get("runtime")}
+
+
+def matmul_gauge() -> float:
+    """GFLOP/s of a 512^3 fp32 numpy matmul right now: how much of the machine this run had (a
+    quiet core of this class does tens of GFLOP/s; other work on the machine shows here)."""
+    import numpy as np
+
+    a = np.random.default_rng(0).random((512, 512), dtype=np.float32)
+    best = float("inf")
+    for _ in range(5):
+        t0 = time.perf_counter()
+        a @ a
+        best = min(best, time.perf_counter() - t0)
+    return round(2 * 512 ** 3 / best / 1e9, 2)
 
 
 def cpu_model() -> str:
@@ -292,9 +315,12 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--sst2", type=int, default=400, help="SST-2 dev sentences in the stream")
+    parser.add_argument("--heldout", type=int, default=None, help="the first N held-out texts [all 105]")
+    parser.add_argument("--synthetic-runs", type=int, default=100, help="timed runs of the 1 x 128 batch")
     parser.add_argument("--passes", type=int, default=2, help="passes over a stream per serving process")
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "bench-request")
     parser.add_argument("--reuse", action="store_true", help="use the artifacts already in --work (no build)")
+    parser.add_argument("--no-peers", action="store_true", help="leave the peers out even where set up")
     parser.add_argument("--serve-torch", nargs=5, metavar=("MODEL", "TEXTS", "BATCH", "PASSES", "WARMUP"))
     parser.add_argument("--time-buckets", nargs=2, metavar=("FOLDER", "RUNS"))
     args = parser.parse_args()
@@ -314,12 +340,13 @@ def main() -> int:
     if not args.reuse:
         build(args.work)
     log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
-    texts = streams(args.work, args.sst2)
-    peers, peer_note = peer_rows(args.work, log)
+    gauge_start = matmul_gauge()
+    texts = streams(args.work, args.sst2, args.heldout)
+    peers, peer_note = ([], "left out (--no-peers)") if args.no_peers else peer_rows(args.work, log)
     rows = rows_of(args.work) + peers
     for row in peers:
-        row["fidelity"] = peer_fidelity(row, texts["held-out texts"], args.work)
-    raw = measure(rows, texts, args.rounds, args.warmup, args.passes, log)
+        row["fidelity"] = peer_fidelity(row, next(iter(texts.values())), args.work)
+    raw = measure(rows, texts, args.rounds, args.warmup, args.passes, args.synthetic_runs, log)
 
     log("LiteRT buckets, one by one")
     buckets = child("time-buckets", args.work / "minilm" / "targets" / "tflite-int8", 100)
@@ -333,7 +360,8 @@ def main() -> int:
     document = {
         "command": "python bench/request_path.py " + " ".join(sys.argv[1:]),
         "date": started, "machine": {"cpu": cpu_model(), "cores": __import__("os").cpu_count(),
-                                     "load_average_at_end": __import__("os").getloadavg()},
+                                     "load_average_at_end": __import__("os").getloadavg(),
+                                     "fp32_matmul_gflops_start_end": [gauge_start, matmul_gauge()]},
         "tools": versions(), "rounds": args.rounds, "streams": {k: str(v) for k, v in texts.items()},
         "peers": peer_note,
         "fidelity": {row["name"]: row.get("fidelity") or (row.get("manifest") or {}).get("verification", {})
@@ -352,7 +380,9 @@ def main() -> int:
 def markdown(doc: dict, rows) -> list[str]:
     lines = ["# The request path: real texts through edgeport.runtime vs PyTorch", "",
              f"`{doc['command']}` on {doc['date']}; {doc['machine']['cpu']}, {doc['machine']['cores']} cores "
-             f"(load average at the end: {', '.join(f'{x:.1f}' for x in doc['machine']['load_average_at_end'])}); "
+             f"(load average at the end: {', '.join(f'{x:.1f}' for x in doc['machine']['load_average_at_end'])}; "
+             f"fp32 512^3 matmul at start / end: {' / '.join(map(str, doc['machine']['fp32_matmul_gflops_start_end']))} "
+             f"GFLOP/s); "
              f"{doc['rounds']} rounds, every serving process fresh, processes alternating; p50/p90 per request "
              f"(median over rounds; p50 range over rounds in brackets).", "",
              "Tools: " + ", ".join(f"{k} {v}" for k, v in doc["tools"].items() if v) + ".", "",

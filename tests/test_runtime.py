@@ -158,6 +158,7 @@ def test_litert_buckets_route_to_the_smallest(built):
     assert [backend.length_for(n) for n in (1, 8, 9, 16, 17, 32)] == [8, 8, 16, 16, 32, 32]
     with pytest.raises(runtime.ArtifactError, match="longer"):
         backend.length_for(33)
+    assert runtime.load(folder, settings={"longest_only": True}).backend.buckets == (32,)
 
     ran = []
     for length, (signature, dtypes) in list(backend.runners.items()):

@@ -36,8 +36,9 @@ SETTINGS = {
         # default); 0 turns it off — a dynamic-shape model then re-prepares for every shape
         "runtime_cache_capacity": None,
     },
-    # LiteRT: the interpreter's signature runners; the buckets are compiled in (LiteRtOptions)
-    "litert": {},
+    # LiteRT: the interpreter's signature runners; the buckets are compiled in (LiteRtOptions).
+    # "longest_only": serve every request with the longest signature (the 1 x 128 of old)
+    "litert": {"longest_only": False},
 }
 # Dynamic shapes for OpenVINO, not compile-time buckets: the INT8 IR reshaped to 1 x 32 ran a
 # 25-token request (padded to 32) no faster than the dynamic IR at 25 (alternating, same process).
@@ -154,6 +155,8 @@ class LiteRtBackend(_Backend):
             raise ArtifactError(f"the signatures of {model_path} differ in batch size: {sorted(batches)}")
         self.batch = batches.pop()
         self.buckets = tuple(sorted(self.runners))
+        if {**SETTINGS["litert"], **(settings or {})}["longest_only"]:
+            self.buckets = self.buckets[-1:]
 
     def run(self, feeds: dict) -> np.ndarray:
         rows, length = feeds["input_ids"].shape
