@@ -5,7 +5,8 @@ benchmarks it.
   model copy, the PyTorch baseline). ``Target.build`` writes it (a template method); the build
   stage adds only the verification and the budget's fallback. The device agent reads the same
   file as plain JSON (it imports nothing of edgeport): the keys it reads are ``format``,
-  ``files``, ``inputs``, ``fixed_shape``, ``vocab_size``, ``task`` and ``runtime_config``.
+  ``files``, ``inputs``, ``fixed_shape``, ``vocab_size``, ``task`` and ``runtime_config``;
+  ``edgeport.runtime`` reads ``request_path`` (:class:`RequestPath`) and ``id2label`` too.
 - :class:`Built` is what a target's ``_build_impl`` returns: the facts only it knows.
 - :class:`NativeBenchmark` is how a target tells devices to benchmark its artifact with a
   device's native tool (trtexec on a Jetson, benchmark_model on Android) instead of the agent;
@@ -18,7 +19,7 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -36,6 +37,7 @@ class ModelFacts(BaseModel):
     family: str | None = None
     vocab_size: int | None = None
     model_sha256: str | None = None
+    id2label: dict[str, str] | None = None  # classifiers: class index -> label
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,24 @@ class Built:
     details: dict = field(default_factory=dict)
 
 
+class RequestPath(BaseModel):
+    """How ``edgeport.runtime`` serves the artifact (manifest ``request_path``): the tokenizer
+    file the folder carries, its truncation and pad id, whether the graph takes any sequence
+    length (``dynamic``) or compiled ``buckets`` (a request runs in the smallest that holds
+    it), the graph's static batch, and the runtime's request-path settings."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tokenizer: str
+    max_length: int
+    pad_id: int
+    shapes: Literal["dynamic", "buckets"]
+    buckets: list[int] | None = None
+    batch: int | None = None
+    output: str
+    runtime: dict = Field(default_factory=dict)
+
+
 class ArtifactManifest(BaseModel):
     """``manifest.json``: enough to load, run, verify and rebuild the artifact."""
 
@@ -70,6 +90,7 @@ class ArtifactManifest(BaseModel):
     family: str | None = None
     vocab_size: int | None = None
     model_sha256: str | None = None
+    id2label: dict[str, str] | None = None
     options: dict = Field(default_factory=dict)
     strategy: str | None = None
     precision: dict = Field(default_factory=dict)
@@ -87,6 +108,7 @@ class ArtifactManifest(BaseModel):
     int8_mac_share: float | None = None  # share of the linear layers' multiply-accumulates in INT8
     mostly_float: bool | None = None  # an INT8 target whose budget kept most of it in higher precision
     build_seconds_total: float | None = None
+    request_path: RequestPath | None = None  # absent in artifacts built before edgeport.runtime
 
     @classmethod
     def read(cls, folder: Path) -> "ArtifactManifest":
@@ -96,16 +118,18 @@ class ArtifactManifest(BaseModel):
         write_json(Path(folder) / MANIFEST, self.model_dump(mode="json"))
 
     @classmethod
-    def of_build(cls, target, ctx, built: Built, folder: Path, seconds: float) -> "ArtifactManifest":
+    def of_build(cls, target, ctx, built: Built, folder: Path, seconds: float,
+                 request_path: RequestPath | None = None, request_files: tuple[str, ...] = ()) -> "ArtifactManifest":
         return cls(
             target=target.name, format=target.artifact_format, runtime=target.runtime, files=built.files,
             inputs=list(ctx.input_names), output=ctx.output_name, fixed_shape=built.fixed_shape,
             **ctx.model.model_dump(), options=ctx.options.model_dump(mode="json"), strategy=built.strategy,
             precision=built.precision, runtime_config=built.runtime_config, calibration=built.calibration,
             signature=built.signature, details=built.details,
-            hashes={name: hash_path(Path(folder) / name) for name in built.files},
+            hashes={name: hash_path(Path(folder) / name) for name in [*built.files, *request_files]},
             source_onnx_sha256=hash_path(ctx.onnx_path), tool_versions=tool_versions(),
             built_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"), build_seconds=round(seconds, 2),
+            request_path=request_path,
         )
 
 

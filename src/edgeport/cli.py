@@ -448,6 +448,43 @@ def sweep(state: State, sweep_path: Path, address: str | None, out: Path | None,
     raise_for_failures(document, out)
 
 
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--target", "-t", "target", required=True, help="The built target to run (e.g. onnx-int8).")
+@click.option("--text", "texts", multiple=True, help="A text (repeatable).")
+@click.option("--file", "texts_file", type=click.Path(path_type=Path), help="A file of texts, one per line.")
+@click.option("--threads", type=int, help="Runtime threads [all cores].")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON on stdout.")
+@click.pass_obj
+def predict(state: State, run_dir: Path, target: str, texts: tuple[str, ...], texts_file: Path | None,
+            threads: int | None, as_json: bool) -> None:
+    """Embeddings or labels of texts from a built artifact, through edgeport.runtime.
+
+    \b
+    edgeport predict runs/minilm --target onnx-int8 --text "hello world"
+    edgeport predict runs/sst2 --target openvino-int8 --file reviews.txt --json | jq .labels
+    """
+    from edgeport.stages.predict import predict_texts
+
+    state.as_json = state.as_json or as_json
+    document = predict_texts(Path(run_dir), target, list(texts), texts_file, threads)
+    state.emit(document, _predict_lines(document))
+
+
+def _predict_lines(document: dict) -> str:
+    lines = []
+    for i, text in enumerate(document["texts"]):
+        shown = text if len(text) <= 48 else text[:45] + "..."
+        if "labels" in document:
+            label = document["labels"][i]
+            lines.append(f"{label['label']:<12} {label['score']:.4f}  {shown}")
+        else:
+            vector = document["embeddings"][i]
+            head = " ".join(f"{v:+.4f}" for v in vector[:4])
+            lines.append(f"[{len(vector)}] {head} ...  {shown}")
+    return "\n".join(lines)
+
+
 @cli.group()
 def devices() -> None:
     """The device catalog, and checks of real devices."""

@@ -8,6 +8,7 @@ numpy, which each of those runtimes depends on. edgeport copies this file to the
 fresh child process, so peak RSS counts that artifact alone.
 
     python3 agent.py --artifact DIR [--batch 1 --sequence 128 --runs 100 --warmup 10 --threads N]
+    python3 agent.py --artifact DIR --texts FILE [--batch 1 --runs 2 --warmup 10]  # real requests
     python3 agent.py --probe        # what this device has: OS, arch, CPU, memory, runtimes
 
 An ONNX artifact whose manifest's ``runtime_config`` names a GPU execution provider
@@ -19,6 +20,13 @@ on the CPU instead and the result says ``cpu_fallback: true``.
 
 The artifact folder holds ``manifest.json`` with ``format`` (onnx | openvino | tflite |
 pytorch), ``files`` and ``inputs`` (names); the schema of the output is ``AGENT_SCHEMA``.
+
+``--texts FILE`` times real requests instead of a synthetic batch: each request is ``--batch``
+lines of FILE, served end to end (tokenization, micro-batching, bucket routing, the runtime
+call) by ``edgeport.runtime`` — the very package users import, loaded here by path (a copy
+pushed beside this file as ``edgeport_runtime/``, else the installed edgeport's ``runtime/``),
+so this file stays stdlib-only and there is one implementation of the request path.
+``--runs`` is then the number of passes over the file.
 """
 
 import argparse
@@ -196,7 +204,9 @@ def _load_tflite(folder, manifest, threads):
     # LiteRT's default is one thread; ONNX Runtime and OpenVINO default to all cores: match them
     interpreter = Interpreter(model_path=os.path.join(folder, manifest["files"][0]),
                               num_threads=threads or os.cpu_count())
-    runner = interpreter.get_signature_runner()
+    # one signature per sequence bucket: the synthetic batch runs the longest (serving_default)
+    signatures = interpreter.get_signature_list()
+    runner = interpreter.get_signature_runner("serving_default" if len(signatures) > 1 else None)
     import numpy as np
     dtypes = {k: v["dtype"] for k, v in runner.get_input_details().items()}
     return (lambda feeds: runner(**{k: v.astype(dtypes.get(k, np.int64)) for k, v in feeds.items()})), \
@@ -310,6 +320,87 @@ def profile(folder, batch, sequence, runs, warmup, threads, max_seconds=3600, al
     }
 
 
+def runtime_package():
+    """edgeport.runtime loaded by path as ``edgeport_runtime``: the copy pushed beside this
+    file, else the installed edgeport's (this file is edgeport/devices/agent.py there)."""
+    import importlib.util
+    if "edgeport_runtime" in sys.modules:
+        return sys.modules["edgeport_runtime"]
+    for folder in (os.path.join(_HERE, "edgeport_runtime"), os.path.join(os.path.dirname(_HERE), "runtime")):
+        init = os.path.join(folder, "__init__.py")
+        if os.path.isfile(init):
+            spec = importlib.util.spec_from_file_location("edgeport_runtime", init,
+                                                          submodule_search_locations=[folder])
+            module = importlib.util.module_from_spec(spec)
+            sys.modules["edgeport_runtime"] = module
+            spec.loader.exec_module(module)
+            return module
+    raise ImportError("edgeport.runtime is neither beside the agent (edgeport_runtime/) nor in its edgeport")
+
+
+def time_requests(predict, requests, passes, warmup, max_seconds=3600):
+    """Per-request latencies (ms) of ``predict`` over ``passes`` passes of ``requests`` (lists
+    of texts), after ``warmup`` untimed requests; and the wall time of the timed passes."""
+    watchdog = Watchdog(max_seconds)
+    for i in range(warmup):
+        predict(requests[i % len(requests)])
+    times = []
+    started = time.perf_counter()
+    for _ in range(passes):
+        for i, request in enumerate(requests):
+            t0 = time.perf_counter()
+            predict(request)
+            times.append((time.perf_counter() - t0) * 1000)
+            if i % 16 == 0:
+                watchdog.check()
+    return times, time.perf_counter() - started
+
+
+def latency_summary(times):
+    return {"p50": _percentile(times, 50), "p90": _percentile(times, 90), "p99": _percentile(times, 99),
+            "mean": statistics.fmean(times), "std": statistics.pstdev(times), "min": min(times)}
+
+
+def serve_texts(folder, texts_file, batch, passes, warmup, threads, max_seconds=3600, settings=None):
+    """Real requests through edgeport.runtime: ``batch`` texts each, in the file's order;
+    ``settings`` override the runtime's request-path settings (a dict, see runtime.SETTINGS)."""
+    rss_before = _rss_mb()
+    started = time.perf_counter()
+    try:
+        runtime = runtime_package()
+    except ImportError as exc:
+        return {"error": "cannot serve %s: %s" % (folder, exc)}
+    try:
+        texts = runtime.read_texts(texts_file)
+        predictor = runtime.load(folder, threads=threads or None, batch_size=batch, settings=settings)
+    except (OSError, runtime.ArtifactError) as exc:
+        return {"error": "cannot serve %s: %s" % (folder, exc)}
+    if not texts:
+        return {"error": "%s holds no texts" % texts_file}
+    requests = [texts[i:i + batch] for i in range(0, len(texts), batch)]
+    predictor.run(requests[0])  # the first request is part of loading (compilation, allocations)
+    load_ms = (time.perf_counter() - started) * 1000
+    try:
+        times, wall = time_requests(predictor.run, requests, passes, warmup, max_seconds)
+    except Abandoned as exc:
+        return {"error": str(exc)}
+    lengths = sorted(len(row.ids) for row in predictor.encoder.encode(texts))
+    info = predictor.info()
+    return {
+        "schema": AGENT_SCHEMA, "mode": "texts",
+        "latency_ms": latency_summary(times),
+        "throughput_per_s": len(texts) * passes / wall,
+        "peak_rss_mb": _rss_mb(), "rss_before_load_mb": rss_before, "load_ms": load_ms,
+        "batch": batch, "sequence": int(round(statistics.fmean(lengths))), "threads": threads or os.cpu_count(),
+        "runs": len(times), "warmup": warmup, "runtime": info["runtime"], "format": predictor.manifest.get("format"),
+        "tool": "agent --texts", "texts": len(texts),
+        "tokens": {"mean": statistics.fmean(lengths), "p50": _percentile(lengths, 50), "p90": _percentile(lengths, 90),
+                   "max": lengths[-1]},
+        "buckets": info["buckets"], "settings": settings or {}, "samples_ms": [round(t, 4) for t in times],
+        "device": probe(),
+    }
+
+
 def parser():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--artifact")
@@ -322,6 +413,8 @@ def parser():
     parser.add_argument("--max-seconds", type=float, default=3600, help="stop (with an error) after this long")
     parser.add_argument("--allow-cpu-fallback", action="store_true",
                         help="profile on the CPU when the GPU execution provider asked for cannot run (said in the result)")
+    parser.add_argument("--texts", help="time real requests: --batch lines of this file each, --runs passes")
+    parser.add_argument("--settings", help="with --texts: JSON object overriding the runtime's request-path settings")
     return parser
 
 
@@ -329,6 +422,9 @@ def main(argv=None):
     args = parser().parse_args(argv)
     if args.probe:
         result = probe()
+    elif args.artifact and args.texts:
+        result = serve_texts(args.artifact, args.texts, args.batch, args.runs, args.warmup, args.threads,
+                             args.max_seconds, json.loads(args.settings) if args.settings else None)
     elif args.artifact:
         result = profile(args.artifact, args.batch, args.sequence, args.runs, args.warmup, args.threads,
                          args.max_seconds, args.allow_cpu_fallback)

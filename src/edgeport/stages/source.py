@@ -238,4 +238,6 @@ def calibration_of(inputs: Inputs, source: Source) -> CalibrationSet:
 def model_facts(source: Source) -> ModelFacts:
     """What every artifact manifest of this source says about the model it came from."""
     return ModelFacts(task=source.task, family=source.family.name if source.family else None,
-                      vocab_size=getattr(source.tokenizer, "vocab_size", None), model_sha256=source.info.get("sha256"))
+                      vocab_size=getattr(source.tokenizer, "vocab_size", None), model_sha256=source.info.get("sha256"),
+                      id2label={str(k): str(v) for k, v in source.id2label.items()}
+                      if source.task == "text-classification" and source.id2label else None)

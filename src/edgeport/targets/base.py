@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict
 from edgeport.artifact import ArtifactManifest, Built, ModelFacts, NativeBenchmark
 from edgeport.calibration.feeds import CalibrationSet
 from edgeport.errors import TargetUnavailableError
+from edgeport.targets.serving import write_request_files
 from edgeport.verify import Runner
 
 
@@ -93,7 +94,11 @@ class Target(ABC):
             )
         started = time.perf_counter()
         built = self._build_impl(ctx, Path(out), prepared)
-        manifest = ArtifactManifest.of_build(self, ctx, built, Path(out), time.perf_counter() - started)
+        # what edgeport.runtime needs to serve the artifact: its tokenizer and request path
+        request, request_files = write_request_files(self.runtime, ctx.model.task, ctx.calibration.tokenizer,
+                                                     built, Path(out))
+        manifest = ArtifactManifest.of_build(self, ctx, built, Path(out), time.perf_counter() - started,
+                                             request, request_files)
         manifest.write(Path(out))
         return manifest
 

@@ -20,21 +20,26 @@ workaround, took minutes and crashed on integer inputs when quantizing, so it is
   (no longer integer-only: an NPU runs them on its CPU fallback); then the budget's layer
   fallback works (FFN-down projections float: 0.995).
 
-TFLite graphs have static shapes: options ``batch`` and ``sequence`` (default 1 x 128) are
-recorded in the manifest with the signature (``serving_default``; inputs are int32 named
-as in the model; output ``output_0``).
+TFLite graphs have static shapes: option ``batch`` (default 1) and one signature per
+sequence bucket (option ``buckets``, e.g. ``16,32,64,128``; the longest is option ``sequence``,
+default 128, whose signature is ``serving_default``, the others ``seq_<n>``; inputs are int32
+named as in the model; output ``output_0``). edgeport.runtime runs a request in the smallest
+bucket that holds it, so a phone does not run 128 tokens for a 20-token sentence; the manifest
+records the buckets in ``signature`` and ``request_path``. The signatures share the weights:
+measured on MiniLM, 16,32,64,128 make the fp32 file 90.8 MB instead of 89.9 MB and the dynamic
+INT8 one 26.3 MB instead of 23.5 MB; conversion takes about 2.7x as long (one trace and
+lowering per bucket). Per-bucket latency: bench/results/request_path.md.
 """
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 import numpy as np
 from pydantic import Field, field_validator
 
-from edgeport.artifact import ArtifactManifest, Built
+from edgeport.artifact import Built
 from edgeport.errors import UsageError
 from edgeport.targets.base import Availability, BuildContext, Target, TargetOptions, missing_module
 from edgeport.verify import Runner
@@ -43,9 +48,31 @@ MODEL_FILE = "model.tflite"
 SIGNATURE = "serving_default"
 
 
+DEFAULT_BUCKETS = "16,32,64"
+
+
 class LiteRtOptions(TargetOptions):
     batch: int = Field(1, gt=0, description="the graph's static batch size")
-    sequence: int = Field(128, gt=0, description="the graph's static sequence length (tokens)")
+    sequence: int = Field(128, gt=0, description="the longest static sequence length (tokens)")
+    buckets: str = Field(DEFAULT_BUCKETS, description="comma-separated shorter sequence lengths, one signature each "
+                         "(a request runs in the smallest that holds it); '' for the one sequence only")
+
+    @field_validator("buckets")
+    @classmethod
+    def _lengths(cls, value):
+        for item in value.split(","):
+            if item.strip() and (not item.strip().isdigit() or int(item) <= 0):
+                raise ValueError(f"buckets: '{item.strip()}' is not a positive whole number of tokens")
+        return value
+
+    def lengths(self) -> list[int]:
+        """The sequence lengths to compile, ascending: the buckets up to ``sequence``, and it."""
+        shorter = {int(item) for item in self.buckets.split(",") if item.strip()}
+        return sorted({n for n in shorter if n < self.sequence} | {self.sequence})
+
+
+def signature_key(length: int, longest: int) -> str:
+    return SIGNATURE if length == longest else f"seq_{length}"
 
 
 class LiteRtFullOptions(LiteRtOptions):
@@ -73,17 +100,24 @@ def tflite_regex(module_path: str) -> str:
 
 
 class LiteRtRunner(Runner):
-    def __init__(self, path: Path, input_names, fixed_shape, threads: int | None = None):
-        from ai_edge_litert.interpreter import Interpreter
+    """Verification's runner: edgeport.runtime's LiteRT backend, which routes each batch to the
+    smallest signature that holds it (what users run). With the longest signature shorter than
+    edgeport's verification length, the runner is fixed-shape: texts are cut to it."""
 
-        self.interpreter = Interpreter(model_path=str(path), num_threads=threads or os.cpu_count())
-        self.signature = self.interpreter.get_signature_runner(SIGNATURE)
-        self.dtypes = {name: detail["dtype"] for name, detail in self.signature.get_input_details().items()}
-        super().__init__(input_names, tuple(fixed_shape))
+    def __init__(self, path: Path, threads: int | None = None):
+        from edgeport.calibration.feeds import DEFAULT_MAX_LENGTH
+        from edgeport.runtime.backends import LiteRtBackend
+
+        self.backend = LiteRtBackend(str(path), threads)
+        longest = self.backend.buckets[-1]
+        super().__init__(self.backend.input_names,
+                         (self.backend.batch, longest) if longest < DEFAULT_MAX_LENGTH else None)
 
     def _infer_impl(self, feeds):
-        outputs = self.signature(**{k: v.astype(self.dtypes[k]) for k, v in feeds.items()})
-        return next(iter(outputs.values()))
+        return self.backend.run(feeds)
+
+    def info(self) -> dict:
+        return {"buckets": list(self.backend.buckets)}
 
 
 class _LiteRtTarget(Target):
@@ -104,15 +138,14 @@ class _LiteRtTarget(Target):
         return BenchmarkModel()
 
     def runner(self, artifact_dir: Path, threads: int | None = None) -> Runner:
-        manifest = ArtifactManifest.read(artifact_dir)
-        return LiteRtRunner(Path(artifact_dir) / MODEL_FILE, manifest.inputs, manifest.fixed_shape, threads)
+        return LiteRtRunner(Path(artifact_dir) / MODEL_FILE, threads)
 
     def prepare(self, ctx: BuildContext) -> bytes:
         """The fp32 graph, converted once per build: every budget trial re-quantizes it."""
         if ctx.model_dir is None:
             raise UsageError(f"{self.name} converts from the PyTorch model, and this run has only an ONNX file",
                              hint="run `edgeport export MODEL_FOLDER --target ...` instead of `build model.onnx`")
-        return convert(ctx.model_dir, ctx.input_names, (ctx.options.batch, ctx.options.sequence))
+        return convert(ctx.model_dir, ctx.input_names, ctx.options.batch, ctx.options.lengths())
 
     def _build_impl(self, ctx: BuildContext, out: Path, prepared: bytes | None) -> Built:
         shape = (ctx.options.batch, ctx.options.sequence)
@@ -120,7 +153,9 @@ class _LiteRtTarget(Target):
         fp32.write_bytes(prepared if prepared is not None else self.prepare(ctx))
         built = self._quantize(ctx, fp32, out / MODEL_FILE, shape)
         fp32.unlink(missing_ok=True) if (out / MODEL_FILE).exists() else fp32.rename(out / MODEL_FILE)
-        signature = {"key": SIGNATURE, "inputs": {n: "int32" for n in ctx.input_names}, "outputs": ["output_0"]}
+        lengths = ctx.options.lengths()
+        signature = {"key": SIGNATURE, "inputs": {n: "int32" for n in ctx.input_names}, "outputs": ["output_0"],
+                     "buckets": lengths, "keys": {str(n): signature_key(n, lengths[-1]) for n in lengths}}
         return Built([MODEL_FILE], built.strategy, built.precision, calibration=built.calibration,
                      fixed_shape=list(shape), signature=signature, details=built.details)
 
@@ -128,8 +163,9 @@ class _LiteRtTarget(Target):
         return Built([], "litert-torch", {"default": "fp32"})
 
 
-def convert(model_dir: Path, input_names, shape: tuple[int, int]) -> bytes:
-    """The PyTorch model as an fp32 TFLite flatbuffer of one static shape (litert-torch)."""
+def convert(model_dir: Path, input_names, batch: int, lengths: list[int]) -> bytes:
+    """The PyTorch model as an fp32 TFLite flatbuffer with one static-shape signature per
+    sequence length (litert-torch)."""
     import tempfile
 
     import litert_torch
@@ -139,16 +175,22 @@ def convert(model_dir: Path, input_names, shape: tuple[int, int]) -> bytes:
     from edgeport.model.wrappers import task_module
 
     module = task_module(model_from_path(model_dir))
-    sample = {name: torch.ones(shape, dtype=torch.long) for name in input_names}
+    converter = None
+    for length in lengths:
+        sample = {name: torch.ones((batch, length), dtype=torch.long) for name in input_names}
+        key = signature_key(length, lengths[-1])
+        converter = (litert_torch.signature(key, module, sample_kwargs=sample) if converter is None
+                     else converter.signature(key, module, sample_kwargs=sample))
     with tempfile.TemporaryDirectory(prefix="edgeport-litert-") as tmp:
         path = Path(tmp) / "fp32.tflite"
-        litert_torch.convert(module, sample_kwargs=sample).export(str(path))
+        converter.convert().export(str(path))
         return path.read_bytes()
 
 
-def _quantize_with(src: Path, dst: Path, add_configs, samples: list | None = None) -> list:
+def _quantize_with(src: Path, dst: Path, add_configs, samples: dict | None = None) -> list:
     """Quantize ``src`` into ``dst`` with the recipe that ``add_configs`` builds (calibrating
-    on ``samples`` for static recipes); return the recipe, which the manifest records."""
+    on ``samples``, signature key -> feeds, for static recipes); return the recipe, which the
+    manifest records."""
     from ai_edge_quantizer import quantizer, recipe_manager
 
     manager = recipe_manager.RecipeManager()
@@ -156,7 +198,7 @@ def _quantize_with(src: Path, dst: Path, add_configs, samples: list | None = Non
     recipe = manager.get_quantization_recipe()
     qt = quantizer.Quantizer(str(src))
     qt.load_quantization_recipe(recipe)
-    calibration = qt.calibrate({SIGNATURE: samples}) if samples is not None else None
+    calibration = qt.calibrate(samples) if samples is not None else None
     qt.quantize(calibration).export_model(str(dst), overwrite=True)
     return recipe
 
@@ -184,7 +226,7 @@ class _QuantizedLiteRt(_LiteRtTarget):
     def _add_configs(self, manager, ctx: BuildContext) -> None:
         raise NotImplementedError
 
-    def _samples(self, ctx: BuildContext, shape) -> list | None:
+    def _samples(self, ctx: BuildContext, shape) -> dict | None:
         return None  # dynamic and weight-only recipes need no calibration
 
     def _quantize(self, ctx, src, dst, shape) -> Built:
@@ -254,9 +296,12 @@ class TfliteInt8Full(_QuantizedLiteRt):
         _keep_float(manager, ctx.keep_fp)
 
     def _samples(self, ctx, shape):
-        return [{k: v.astype(np.int32) for k, v in feeds.items()}
-                for feeds in ctx.calibration.feeds(batch_size=shape[0], fixed_length=shape[1])
-                if next(iter(feeds.values())).shape[0] == shape[0]]
+        """Every signature calibrates on the calibration texts at its own length."""
+        lengths = ctx.options.lengths()
+        return {signature_key(n, lengths[-1]): [
+            {k: v.astype(np.int32) for k, v in feeds.items()}
+            for feeds in ctx.calibration.feeds(batch_size=shape[0], fixed_length=n)
+            if next(iter(feeds.values())).shape[0] == shape[0]] for n in lengths}
 
     def _quantize(self, ctx, src, dst, shape) -> Built:
         built = super()._quantize(ctx, src, dst, shape)

@@ -16,9 +16,13 @@ from edgeport.errors import DeviceError
 _NUM = r"([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
 
 
-def benchmark_model_argv(binary: str, model: str, threads: int | None, runs: int, use_xnnpack: bool = True) -> list[str]:
-    return [binary, f"--graph={model}", f"--num_threads={threads or 4}", f"--num_runs={runs}",
+def benchmark_model_argv(binary: str, model: str, threads: int | None, runs: int, use_xnnpack: bool = True,
+                         signature: str | None = None) -> list[str]:
+    """``signature``: which signature of a multi-bucket model to time (its longest,
+    ``serving_default``, unless said otherwise)."""
+    argv = [binary, f"--graph={model}", f"--num_threads={threads or 4}", f"--num_runs={runs}",
             f"--use_xnnpack={'true' if use_xnnpack else 'false'}", "--report_peak_memory_footprint=true"]
+    return argv + ([f"--signature_to_run_for={signature}"] if signature else [])
 
 
 def parse_benchmark_model(output: str) -> dict:
@@ -63,12 +67,17 @@ class BenchmarkModel(NativeBenchmark):
             raise DeviceError(f"profiling on {where} needs TFLite's benchmark_model binary",
                               hint="pass --benchmark-binary PATH (the android_aarch64 build from the LiteRT releases)")
         model = posixpath.join(remote_dir, manifest.files[0])
-        done = shell.exec(benchmark_model_argv(binary, model, spec.threads, spec.runs), timeout=300 + spec.runs * 2.0)
+        keys = (manifest.signature or {}).get("keys") or {}
+        signature = keys.get(str(spec.sequence)) or ((manifest.signature or {}).get("key") if len(keys) > 1 else None)
+        done = shell.exec(benchmark_model_argv(binary, model, spec.threads, spec.runs, signature=signature),
+                          timeout=300 + spec.runs * 2.0)
         try:
             result = parse_benchmark_model(done.stdout + "\n" + done.stderr)
         except ValueError as exc:
             tail = (done.stderr.strip() or done.stdout.strip() or "no output").splitlines()[-1]
             raise DeviceError(f"benchmark_model failed on {where}: {tail}") from exc
         shape = manifest.fixed_shape or [spec.batch, spec.sequence]
+        if signature and signature in keys.values():  # the bucket that was timed
+            shape = [shape[0], int(next(n for n, key in keys.items() if key == signature))]
         result.update({"batch": shape[0], "sequence": shape[1], "threads": spec.threads or 4})
         return result

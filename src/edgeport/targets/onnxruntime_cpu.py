@@ -20,7 +20,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from edgeport.artifact import Built
+from edgeport.artifact import ArtifactManifest, Built
 from edgeport.exporter.graph import onnx_nodes_for
 from edgeport.targets.base import Availability, BuildContext, Target, TargetOptions, missing_module
 from edgeport.verify import Runner
@@ -37,17 +37,17 @@ class OnnxInt8Options(TargetOptions):
 
 
 class OrtRunner(Runner):
-    def __init__(self, path: Path, threads: int | None = None):
-        import onnxruntime as ort
+    """Verification's runner: edgeport.runtime's ONNX Runtime backend (the call users make)."""
 
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        super().__init__([i.name for i in self.session.get_inputs()])
+    def __init__(self, path: Path, threads: int | None = None, settings: dict | None = None):
+        from edgeport.runtime.backends import OnnxRuntimeBackend
+
+        self.backend = OnnxRuntimeBackend(str(path), threads, settings)
+        self.session = self.backend.session
+        super().__init__(self.backend.input_names)
 
     def _infer_impl(self, feeds):
-        return self.session.run(None, feeds)[0]
+        return self.backend.run(feeds)
 
 
 class _OrtTarget(Target):
@@ -58,7 +58,8 @@ class _OrtTarget(Target):
         return missing_module("onnxruntime", None) or Availability(True)
 
     def runner(self, artifact_dir: Path, threads: int | None = None) -> Runner:
-        return OrtRunner(Path(artifact_dir) / MODEL_FILE, threads)
+        request = ArtifactManifest.read(artifact_dir).request_path
+        return OrtRunner(Path(artifact_dir) / MODEL_FILE, threads, request.runtime if request else None)
 
 
 class OnnxFp32(_OrtTarget):

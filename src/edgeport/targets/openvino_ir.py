@@ -57,19 +57,18 @@ def runtime_config(options: OpenVinoOptions) -> dict:
 
 
 class OpenVinoRunner(Runner):
-    def __init__(self, xml: Path, threads: int | None = None, config: dict | None = None):
-        import openvino as ov
+    """Verification's runner: edgeport.runtime's OpenVINO backend (the call users make)."""
 
-        core = ov.Core()
-        config = dict(config or {})
-        if threads:
-            config["INFERENCE_NUM_THREADS"] = threads
-        self.compiled = core.compile_model(str(xml), "CPU", config)
-        self.request = self.compiled.create_infer_request()
-        super().__init__([port.get_any_name() for port in self.compiled.inputs])
+    def __init__(self, xml: Path, threads: int | None = None, config: dict | None = None,
+                 settings: dict | None = None):
+        from edgeport.runtime.backends import OpenVinoBackend
+
+        self.backend = OpenVinoBackend(str(xml), threads, config, settings)
+        self.compiled = self.backend.compiled
+        super().__init__(self.backend.input_names)
 
     def _infer_impl(self, feeds):
-        return self.request.infer(feeds)[0]
+        return self.backend.run(feeds)
 
     def info(self) -> dict:
         return {"inference_precision": str(self.compiled.get_property("INFERENCE_PRECISION_HINT"))}
@@ -109,7 +108,8 @@ class _OpenVinoTarget(Target):
 
     def runner(self, artifact_dir: Path, threads: int | None = None) -> Runner:
         manifest = ArtifactManifest.read(artifact_dir)
-        return OpenVinoRunner(Path(artifact_dir) / MODEL_XML, threads, manifest.runtime_config)
+        return OpenVinoRunner(Path(artifact_dir) / MODEL_XML, threads, manifest.runtime_config,
+                              manifest.request_path.runtime if manifest.request_path else None)
 
 
 class OpenVinoFp16(_OpenVinoTarget):
