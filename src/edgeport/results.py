@@ -59,6 +59,12 @@ class Fidelity(BaseModel):
     max_abs_error: float
     top1_agreement: float | None = None
     samples: int
+    # pair classifiers: correlation of the artifact's scores with fp32's
+    score_pearson: float | None = None
+    score_spearman: float | None = None
+    # token classification: label agreement on non-padding tokens; QA: answer-span agreement
+    token_agreement: float | None = None
+    span_agreement: float | None = None
 
 
 class Accuracy(BaseModel):

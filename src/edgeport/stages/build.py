@@ -8,7 +8,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from edgeport.calibration.budget import Budget, fallback, units_of
@@ -90,8 +90,7 @@ def build_target(target: Target, ctx: BuildContext, out: Path, reference: Refere
 
 
 def _with_keep(ctx: BuildContext, keep_fp: tuple[str, ...]) -> BuildContext:
-    return BuildContext(ctx.onnx_path, ctx.model_dir, ctx.input_names, ctx.output_name, ctx.calibration,
-                        ctx.options, keep_fp)
+    return replace(ctx, keep_fp=keep_fp)
 
 
 def _write_manifest(folder: Path, target: Target, ctx: BuildContext, facts: dict, base: dict) -> None:
@@ -99,6 +98,7 @@ def _write_manifest(folder: Path, target: Target, ctx: BuildContext, facts: dict
     manifest = {
         "target": target.name, "format": target.artifact_format, "runtime": target.runtime,
         "files": files, "inputs": list(ctx.input_names), "output": ctx.output_name,
+        "outputs": list(ctx.output_names),
         "fixed_shape": facts.pop("fixed_shape", None), **base, "options": ctx.options, **facts,
         "hashes": _file_hashes(folder, files), "source_onnx_sha256": hash_path(ctx.onnx_path),
         "tool_versions": tool_versions(), "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -24,20 +24,20 @@ from edgeport.ui import UI
 
 def sensitivity(run_dir: Path, recipe: Recipe, granularity: str, ui: UI) -> dict:
     run = RunDir(Path(run_dir))
-    inputs = read_inputs(recipe)
+    source = source_from_run(run)
+    inputs = read_inputs(recipe, source.task)
     targets = [t for t in inputs.targets if t.quantized]
     if not targets:
         raise UsageError("sensitivity applies to quantized targets", hint="e.g. --target onnx-int8")
-    source = source_from_run(run)
     reference = reference_from(source.reference_runner, source.tokenizer, source.input_names,
-                               source.task == "text-classification", inputs.eval, source.id2label)
+                               source.task, inputs.eval, source.id2label)
     calibration = calibration_of(inputs, source)
     layers = list(layers_from_onnx(source.onnx_path))
     units = units_of(layers, source.family, granularity)
     tables = {}
     for target in targets:
         ctx = BuildContext(source.onnx_path, source.model_dir, source.input_names, source.output_name,
-                           calibration, recipe.target_options.get(target.name, {}))
+                           calibration, recipe.target_options.get(target.name, {}), output_names=source.output_names)
         key = cache_key(stage="sensitivity", target=target.name, model=source.info.get("sha256"),
                         onnx=hash_path(source.onnx_path), calibration=calibration.summary(), options=ctx.options,
                         granularity=granularity, eval=None if inputs.eval is None else inputs.eval.source,
@@ -72,7 +72,7 @@ def trt_cache(run_dir: Path, recipe: Recipe, trt_version: str, method: str, ui: 
 
     run = RunDir(Path(run_dir))
     source = source_from_run(run)
-    calibration = calibration_of(read_inputs(recipe), source)
+    calibration = calibration_of(read_inputs(recipe, source.task), source)
     feeds = calibration.feeds(batch_size=1, fixed_length=calibration.longest())
     with ui.step(f"collecting {method} ranges on {len(calibration.texts)} texts"):
         ranges = collect_ranges(source.onnx_path, feeds, method)

@@ -12,8 +12,8 @@ from edgeport.calibration.budget import Budget
 from edgeport.calibration.data import Records, builtin_texts, records_from_file, sample
 from edgeport.devices.host import cpu_info, int8_warning
 from edgeport.devices.local_profile import profile_local
-from edgeport.errors import TargetUnavailableError, UsageError
-from edgeport.model.load import path_from_ref, task_from_config
+from edgeport.errors import DataFileError, TargetUnavailableError, UsageError
+from edgeport.model.load import PAIR_TASKS, TOKEN_TASKS, kind_of_folder, path_from_ref
 from edgeport.recipe import DataSpec, Recipe
 from edgeport.runs import RunDir, read_json, tool_versions
 from edgeport.stages.build import build_target
@@ -35,7 +35,9 @@ class Inputs:
     eval: Records | None
 
 
-def read_inputs(recipe: Recipe) -> Inputs:
+def read_inputs(recipe: Recipe, task: str | None = None) -> Inputs:
+    """Targets, calibration and eval data; ``task`` (when known) picks the built-in calibration
+    set (sentence pairs for pair models) and checks that pair models get pairs."""
     targets = [registry.get(name) for name in registry.parse_list(recipe.targets)]
     for target in targets:  # say what is missing before any work starts
         availability = target.check()
@@ -43,23 +45,47 @@ def read_inputs(recipe: Recipe) -> Inputs:
             raise TargetUnavailableError(f"target '{target.name}' cannot be built here: {availability.reason}",
                                          hint=availability.how_to_get)
     spec = recipe.calibration
-    calib = builtin_texts("calibration") if spec.data is None else _records(spec.data, need_labels=False)
+    pairs = task in PAIR_TASKS
+    if spec.data is None:
+        calib = builtin_texts("calibration-pairs" if pairs else "calibration")
+    else:
+        calib = _records(spec.data, need_labels=False, task=task)
     calib = sample(calib, spec.size, spec.seed)
-    evaluation = _records(recipe.eval, need_labels=True) if recipe.eval else None
+    evaluation = _records(recipe.eval, need_labels=True, task=task) if recipe.eval else None
     return Inputs(targets, calib, evaluation)
 
 
-def _records(spec: DataSpec, need_labels: bool) -> Records:
-    return records_from_file(spec.path, spec.text_column, spec.label_column, need_labels=need_labels)
+def _records(spec: DataSpec, need_labels: bool, task: str | None = None) -> Records:
+    records = records_from_file(spec.path, spec.text_column, spec.label_column, need_labels=need_labels,
+                                text_pair_column=spec.text_pair_column)
+    if task in PAIR_TASKS and records.pairs is None:
+        raise DataFileError(f"{task} models read two texts per example; '{spec.path}' was read as single texts",
+                            hint="name the second text's column with --text-pair-column")
+    if task is not None and task not in PAIR_TASKS and records.pairs is not None:
+        raise UsageError(f"--text-pair-column gives pairs, but this model's task is {task}",
+                         hint="for a sequence classifier fed pairs, use --task text-pair-classification")
+    return records
+
+
+def task_with_pairs(recipe: Recipe, detected: str) -> str:
+    """A sequence classifier given pair data (a pair column) is a pair classifier."""
+    specs = [s for s in (recipe.eval, recipe.calibration.data) if s is not None]
+    if recipe.task is None and detected == "text-classification" and any(s.text_pair_column for s in specs):
+        return "text-pair-classification"
+    return detected
 
 
 def run_export(recipe: Recipe, out: Path, ui: UI) -> dict:
     """`edgeport export MODEL` and `edgeport run`: the model folder (compressed first when
     the recipe says so) is exported to ONNX here."""
     folder = path_from_ref(recipe.model)
-    inputs = read_inputs(recipe)
+    family, task = kind_of_folder(folder, recipe.task)
+    task = task_with_pairs(recipe, task)
+    recipe = recipe.model_copy(update={"task": task})
+    inputs = read_inputs(recipe, task)
+    registry.check_supports(inputs.targets, family.name, task)
     if inputs.eval is not None:
-        _check_eval_task(task_from_config(read_json(folder / "config.json")))
+        _check_eval_task(task)
     run = RunDir(Path(out))
     compression = None
     if recipe.compress is not None:
@@ -68,29 +94,38 @@ def run_export(recipe: Recipe, out: Path, ui: UI) -> dict:
         folder, compression, cached = compress_stage(run, recipe, ui)
         ui.info(f"compressed model: {folder}" + (" (cached)" if cached else ""))
         recipe = recipe.model_copy(update={"model": str(folder)})
-    source = source_from_model(run, recipe.model, recipe.opset, ui)
+    source = source_from_model(run, recipe.model, recipe.opset, ui, recipe.task)
     return _run(run, source, recipe, inputs, ui, compression)
 
 
 def run_from_onnx(recipe: Recipe, onnx_file: Path, tokenizer_dir: Path, out: Path, ui: UI) -> dict:
     """`edgeport build model.onnx --tokenizer DIR`: an ONNX file exported elsewhere."""
-    inputs = read_inputs(recipe)
+    inputs = read_inputs(recipe, recipe.task)
     run = RunDir(Path(out))
-    return _run(run, source_from_onnx(run, onnx_file, tokenizer_dir, ui), recipe, inputs, ui)
+    source = source_from_onnx(run, onnx_file, tokenizer_dir, ui, recipe.task)
+    return _run(run, source, recipe, inputs, ui)
 
 
 def _check_eval_task(task: str) -> None:
-    if task != "text-classification":
-        raise UsageError("--eval measures the accuracy of classifiers; this model gives embeddings",
-                         hint="drop --eval; fidelity is measured on held-out texts")
+    if task == "feature-extraction":
+        raise UsageError("--eval measures the accuracy of classifiers, taggers and QA readers; this model gives "
+                         "embeddings", hint="drop --eval; fidelity is measured on held-out texts")
 
 
 def _run(run: RunDir, source: Source, recipe: Recipe, inputs: Inputs, ui: UI, compression: dict | None = None) -> dict:
-    classifier = source.task == "text-classification"
+    registry.check_supports(inputs.targets, source.family.name if source.family else None, source.task)
+    if source.task in TOKEN_TASKS:
+        raise UsageError(f"{source.task} models export to ONNX with parity (`edgeport export` stops after it), but "
+                         "their per-token fidelity and accuracy are not implemented yet",
+                         hint="see issue #16; feature-extraction and (pair) classification run end to end")
     if inputs.eval is not None:
         _check_eval_task(source.task)
+    if (source.task in PAIR_TASKS) != (inputs.calibration.pairs is not None):
+        raise UsageError(f"the calibration data is {'single texts' if inputs.calibration.pairs is None else 'pairs'}"
+                         f" and the model's task is {source.task}",
+                         hint="give --task, or pair data with --text-pair-column")
     with ui.step("computing fp32 reference outputs"):
-        reference = reference_from(source.reference_runner, source.tokenizer, source.input_names, classifier,
+        reference = reference_from(source.reference_runner, source.tokenizer, source.input_names, source.task,
                                    inputs.eval, source.id2label)
     results = {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "model": source.info, "targets": {},
                "environment": {"cpu": cpu_info(), "tools": tool_versions()}, "warnings": [],
@@ -117,7 +152,8 @@ def _keep_earlier_targets(run: RunDir, results: dict) -> None:
 
 def calibration_of(inputs: Inputs, source: Source) -> CalibrationSet:
     """The calibration texts, tokenized the way the source model expects."""
-    return CalibrationSet(inputs.calibration.source, inputs.calibration.texts, source.tokenizer, source.input_names)
+    return CalibrationSet(inputs.calibration.source, inputs.calibration.texts, source.tokenizer, source.input_names,
+                          inputs.calibration.pairs)
 
 
 def base_manifest(source: Source) -> dict:
@@ -136,7 +172,7 @@ def build_all(run: RunDir, source: Source, recipe: Recipe, inputs: Inputs, refer
         results["warnings"].append(warning)
     for target in inputs.targets:
         ctx = BuildContext(source.onnx_path, source.model_dir, source.input_names, source.output_name,
-                           calibration, recipe.target_options.get(target.name, {}))
+                           calibration, recipe.target_options.get(target.name, {}), output_names=source.output_names)
         with ui.step(f"building {target.name}"):
             manifest, cached = build_target(target, ctx, run.target_dir(target.name), reference, budget,
                                             recipe.budget.granularity, source.family, base, ui)

@@ -20,11 +20,12 @@ def model_info(ref: str, loaded: LoadedModel, model_dir: Path) -> dict:
     }
 
 
-def prepare_model(run: RunDir, ref: str) -> tuple[LoadedModel, bool]:
-    """Load the model from its reference and keep a copy in RUN_DIR/model (cached)."""
+def prepare_model(run: RunDir, ref: str, task: str | None = None) -> tuple[LoadedModel, bool]:
+    """Load the model from its reference (``task``: an override of the detected task) and
+    keep a copy in RUN_DIR/model (cached)."""
     source = path_from_ref(ref)
-    loaded = model_from_path(source)
-    key = cache_key(stage="model", source=hash_path(source), edgeport=code_version())
+    loaded = model_from_path(source, task)
+    key = cache_key(stage="model", source=hash_path(source), task=loaded.task, edgeport=code_version())
     if stage_is_current(run.model_dir, key):
         return loaded, True
     with atomic_dir(run.model_dir) as tmp:

@@ -34,25 +34,30 @@ class Source:
     reference_runner: Runner
     info: dict
     id2label: dict | None = None
+    output_names: tuple[str, ...] = ()  # every output in order; empty: just output_name
+
+    def __post_init__(self):
+        if not self.output_names:
+            self.output_names = (self.output_name,)
 
 
-def source_from_model(run: RunDir, ref: str, opset: int, ui: UI) -> Source:
+def source_from_model(run: RunDir, ref: str, opset: int, ui: UI, task: str | None = None) -> Source:
     from edgeport.model.torch_runner import TorchRunner
-    from edgeport.model.wrappers import OUTPUT_NAME
+    from edgeport.model.wrappers import OUTPUT_NAME, OUTPUT_NAMES
     from edgeport.stages.model import model_info, prepare_model, prepare_onnx
 
     with ui.step(f"loading {ref}"):
-        loaded, cached = prepare_model(run, ref)
+        loaded, cached = prepare_model(run, ref, task)
     ui.info(f"model: {loaded.family.name} {loaded.task}" + (" (cached)" if cached else ""))
     with ui.step("exporting ONNX and checking parity"):
         manifest, cached = prepare_onnx(run, loaded, opset)
     ui.info(f"onnx: parity max abs {manifest['parity']['max_abs']:.2e}" + (" (cached)" if cached else ""))
     return Source(ref, run.onnx_path, run.model_dir, loaded.family.inputs, OUTPUT_NAME[loaded.task], loaded.task,
                   loaded.family, loaded.tokenizer, TorchRunner(loaded), model_info(ref, loaded, run.model_dir),
-                  getattr(loaded.model.config, "id2label", None))
+                  getattr(loaded.model.config, "id2label", None), OUTPUT_NAMES[loaded.task])
 
 
-def _onnx_signature(path: Path) -> tuple[tuple[str, ...], str, int]:
+def _onnx_signature(path: Path) -> tuple[tuple[str, ...], tuple[str, ...], int]:
     import onnx
 
     try:
@@ -69,10 +74,10 @@ def _onnx_signature(path: Path) -> tuple[tuple[str, ...], str, int]:
     if not model.graph.output:
         raise CorruptOnnxError(f"'{path}' has no outputs")
     params = sum(int(np.prod(t.dims)) for t in model.graph.initializer)
-    return inputs, model.graph.output[0].name, params
+    return inputs, tuple(o.name for o in model.graph.output), params
 
 
-def source_from_onnx(run: RunDir, onnx_file: Path, tokenizer_dir: Path, ui: UI) -> Source:
+def source_from_onnx(run: RunDir, onnx_file: Path, tokenizer_dir: Path, ui: UI, task: str | None = None) -> Source:
     from transformers import AutoTokenizer
 
     from edgeport.targets.onnxruntime_cpu import OrtRunner
@@ -80,7 +85,8 @@ def source_from_onnx(run: RunDir, onnx_file: Path, tokenizer_dir: Path, ui: UI) 
     onnx_file = Path(onnx_file)
     if not onnx_file.is_file():
         raise ModelNotFoundError(f"ONNX file '{onnx_file}' does not exist")
-    inputs, output, params = _onnx_signature(onnx_file)
+    inputs, outputs, params = _onnx_signature(onnx_file)
+    output = outputs[0]
     check_onnx(onnx_file)
     if not Path(tokenizer_dir).is_dir():
         raise ModelNotFoundError(f"tokenizer folder '{tokenizer_dir}' does not exist",
@@ -91,9 +97,8 @@ def source_from_onnx(run: RunDir, onnx_file: Path, tokenizer_dir: Path, ui: UI) 
         raise InputError(f"cannot load a tokenizer from '{tokenizer_dir}': {str(exc).splitlines()[0]}") from exc
     config_file = Path(tokenizer_dir) / "config.json"
     config = read_json(config_file) if config_file.is_file() else {}
-    family = family_for(config["model_type"]) if "model_type" in config else None
-    task: Task = "text-classification" if output == "logits" or task_from_config(config) == "text-classification" \
-        else "feature-extraction"
+    family = family_for(config["model_type"], config) if "model_type" in config else None
+    task = task or _task_of_onnx(outputs, config)
     key = cache_key(stage="onnx-in", onnx=hash_path(onnx_file), edgeport=code_version())
     if not stage_is_current(run.onnx_dir, key):
         with atomic_dir(run.onnx_dir) as tmp:
@@ -102,16 +107,27 @@ def source_from_onnx(run: RunDir, onnx_file: Path, tokenizer_dir: Path, ui: UI) 
             mark_stage(tmp, key)
     info = {"ref": str(onnx_file), "task": task, "family": family.name if family else "unknown",
             "parameters": params, "size_mb": round(onnx_file.stat().st_size / 1e6, 3), "sha256": hash_path(onnx_file)}
-    ui.info(f"onnx: {onnx_file} ({', '.join(inputs)} -> {output}); reference: the fp32 ONNX graph itself")
+    ui.info(f"onnx: {onnx_file} ({', '.join(inputs)} -> {', '.join(outputs)}); "
+            "reference: the fp32 ONNX graph itself")
     return Source(str(onnx_file), run.onnx_path, None, inputs, output, task, family, tokenizer,
-                  OrtRunner(run.onnx_path), info, config.get("id2label"))
+                  OrtRunner(run.onnx_path), info, config.get("id2label"), outputs)
+
+
+def _task_of_onnx(outputs: tuple[str, ...], config: dict) -> Task:
+    """An ONNX file's task: from the config beside its tokenizer, else from its output names."""
+    from_config = task_from_config(config) if config else "feature-extraction"
+    if from_config != "feature-extraction":
+        return from_config
+    if outputs[:2] == ("start_logits", "end_logits"):
+        return "question-answering"
+    return "text-classification" if outputs[0] == "logits" else "feature-extraction"
 
 
 def source_from_run(run: RunDir) -> Source:
     """The source of an existing run folder: its model copy and its ONNX graph, as they are."""
     from edgeport.model.load import model_from_path
     from edgeport.model.torch_runner import TorchRunner
-    from edgeport.model.wrappers import OUTPUT_NAME
+    from edgeport.model.wrappers import OUTPUT_NAME, OUTPUT_NAMES
 
     if not (run.model_dir / "config.json").is_file() or not run.onnx_path.is_file():
         raise InputError(f"'{run.root}' has no model/ and onnx/ stages",
@@ -120,4 +136,4 @@ def source_from_run(run: RunDir) -> Source:
     info = read_json(run.results_path)["model"] if run.results_path.is_file() else {"sha256": hash_path(run.model_dir)}
     return Source(info.get("ref", str(run.root)), run.onnx_path, run.model_dir, loaded.family.inputs,
                   OUTPUT_NAME[loaded.task], loaded.task, loaded.family, loaded.tokenizer, TorchRunner(loaded), info,
-                  getattr(loaded.model.config, "id2label", None))
+                  getattr(loaded.model.config, "id2label", None), OUTPUT_NAMES[loaded.task])

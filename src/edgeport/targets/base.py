@@ -11,6 +11,7 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from edgeport.calibration.feeds import CalibrationSet
 from edgeport.errors import TargetUnavailableError
@@ -42,6 +43,11 @@ class BuildContext:
     calibration: CalibrationSet
     options: dict = field(default_factory=dict)
     keep_fp: tuple[str, ...] = ()
+    output_names: tuple[str, ...] = ()  # every output in order (question answering has two); default: output_name
+
+    def __post_init__(self):
+        if not self.output_names:
+            self.output_names = (self.output_name,)
 
 
 class Target(ABC):
@@ -51,9 +57,18 @@ class Target(ABC):
     quantized: bool = False  # accuracy budgets and fallback apply
     fixed_shape: bool = False  # the artifact takes one batch x sequence shape only
     artifact_format: str = ""  # what the device agent loads: onnx | openvino | tflite | ...
+    # model families (Family.name) or tasks this target cannot handle -> why (measured, not guessed)
+    unsupported: ClassVar[dict[str, str]] = {}
 
     @abstractmethod
     def check(self) -> Availability: ...
+
+    def supports(self, family: str | None, task: str) -> Availability:
+        """Whether this target handles a model of ``family`` for ``task`` (said before building)."""
+        for key in (family, task):
+            if key and key in self.unsupported:
+                return Availability(False, f"{self.name} cannot handle {key} models: {self.unsupported[key]}")
+        return Availability(True)
 
     def build(self, ctx: BuildContext, out: Path) -> dict:
         """Build into the folder ``out``; return the target's part of the manifest."""

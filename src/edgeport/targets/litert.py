@@ -51,6 +51,12 @@ def tflite_regex(module_path: str) -> str:
     return r".*_m/" + "/".join(segments) + r"(?:[/;].*|$)"
 
 
+def _output_index(name: str) -> int:
+    """litert-torch names a module's outputs output_0, output_1, ... in the order returned."""
+    tail = name.rsplit("_", 1)[-1]
+    return int(tail) if tail.isdigit() else 0
+
+
 class LiteRtRunner(Runner):
     def __init__(self, path: Path, input_names, fixed_shape, threads: int | None = None):
         from ai_edge_litert.interpreter import Interpreter
@@ -62,7 +68,7 @@ class LiteRtRunner(Runner):
 
     def _infer_impl(self, feeds):
         outputs = self.signature(**{k: v.astype(self.dtypes[k]) for k, v in feeds.items()})
-        return next(iter(outputs.values()))
+        return [outputs[name] for name in sorted(outputs, key=_output_index)]
 
 
 class _LiteRtTarget(Target):
@@ -93,7 +99,7 @@ class _LiteRtTarget(Target):
         fp32.unlink(missing_ok=True) if (out / MODEL_FILE).exists() else fp32.rename(out / MODEL_FILE)
         facts.update({"files": [MODEL_FILE], "fixed_shape": list(shape),
                       "signature": {"key": SIGNATURE, "inputs": {n: "int32" for n in ctx.input_names},
-                                    "outputs": ["output_0"]}})
+                                    "outputs": [f"output_{i}" for i in range(len(ctx.output_names))]}})
         return facts
 
     def _quantize(self, ctx: BuildContext, src: Path, dst: Path, shape) -> dict:

@@ -37,7 +37,7 @@ class OrtRunner(Runner):
         super().__init__([i.name for i in self.session.get_inputs()])
 
     def _infer_impl(self, feeds):
-        return self.session.run(None, feeds)[0]
+        return self.session.run(None, feeds)
 
 
 class _OrtTarget(Target):

@@ -49,7 +49,8 @@ class OpenVinoRunner(Runner):
         super().__init__([port.get_any_name() for port in self.compiled.inputs])
 
     def _infer_impl(self, feeds):
-        return self.request.infer(feeds)[0]
+        result = self.request.infer(feeds)
+        return [result[port] for port in self.compiled.outputs]
 
     def info(self) -> dict:
         return {"inference_precision": str(self.compiled.get_property("INFERENCE_PRECISION_HINT"))}
@@ -71,7 +72,8 @@ def _ov_model(ctx: BuildContext):
     example = {name: torch.ones((1, 16), dtype=torch.long) for name in ctx.input_names}
     shapes = [ov.PartialShape([-1, -1])] * len(ctx.input_names)
     model = ov.convert_model(module, example_input=example, input=list(zip(ctx.input_names, shapes)))
-    model.outputs[0].get_tensor().set_names({ctx.output_name})
+    for output, name in zip(model.outputs, module.output_names):
+        output.get_tensor().set_names({name})
     return model, "torch"
 
 
@@ -92,6 +94,9 @@ class _OpenVinoTarget(Target):
 class OpenVinoFp16(_OpenVinoTarget):
     name = "openvino-fp16"
     precision = "fp16"
+    unsupported = {"modernbert": "fp16 weight compression turns the float32-minimum constant of ModernBERT's "
+                                 "sliding-window attention mask into -inf, and padded positions become NaN "
+                                 "(measured: NaN embeddings with mean pooling); use openvino-int8 or onnx-fp32"}
 
     def _build_impl(self, ctx: BuildContext, out: Path) -> dict:
         import openvino as ov
