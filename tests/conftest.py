@@ -55,32 +55,70 @@ def _tokenizer(folder: Path):
     return fast
 
 
+NEW_FAMILIES = ("modernbert", "deberta-v2", "mpnet", "albert", "mobilebert")
+
+
+def tiny_config(family: str, vocab: int):
+    """A tiny config (hidden 32, 2 layers, 2 heads) of a family; special-token ids inside the
+    tiny vocabulary."""
+    import transformers as tf
+
+    common = dict(vocab_size=vocab, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                  intermediate_size=64, max_position_embeddings=160, pad_token_id=0)
+    if family == "bert":
+        return tf.BertConfig(**common)
+    if family == "distilbert":
+        return tf.DistilBertConfig(vocab_size=vocab, dim=32, n_layers=2, n_heads=2, hidden_dim=64,
+                                   max_position_embeddings=160, pad_token_id=0)
+    if family == "roberta":
+        return tf.RobertaConfig(**common)
+    if family == "modernbert":  # block 1 attends globally, block 0 in a 16-token sliding window
+        return tf.ModernBertConfig(**common, bos_token_id=2, eos_token_id=3, cls_token_id=2, sep_token_id=3,
+                                   global_attn_every_n_layers=2, local_attention=16)
+    if family == "deberta-v2":  # DeBERTa-v3's settings: relative attention, no token types
+        return tf.DebertaV2Config(**common, relative_attention=True, pos_att_type=["p2c", "c2p"], position_buckets=32,
+                                  max_relative_positions=-1, norm_rel_ebd="layer_norm", share_att_key=True,
+                                  type_vocab_size=0, position_biased_input=False)
+    if family == "mpnet":
+        return tf.MPNetConfig(**common, relative_attention_num_buckets=32)
+    if family == "albert":
+        return tf.AlbertConfig(**common, embedding_size=16)
+    if family == "mobilebert":
+        return tf.MobileBertConfig(**common, embedding_size=16, true_hidden_size=16, intra_bottleneck_size=16,
+                                   num_feedforward_networks=2)
+    raise ValueError(family)
+
+
+TASK_AUTO = {"feature-extraction": "AutoModel", "text-classification": "AutoModelForSequenceClassification",
+             "text-pair-classification": "AutoModelForSequenceClassification",
+             "token-classification": "AutoModelForTokenClassification",
+             "question-answering": "AutoModelForQuestionAnswering"}
+NER_LABELS = ("O", "B-PER", "I-PER", "B-LOC", "I-LOC")
+
+
 def make_tiny_model(folder: Path, family: str = "bert", task: str = "feature-extraction", seed: int = 0) -> Path:
     import torch
-    from transformers import (AutoModel, AutoModelForSequenceClassification, BertConfig, DistilBertConfig,
-                              RobertaConfig)
+    import transformers
 
     folder.mkdir(parents=True, exist_ok=True)
     tokenizer = _tokenizer(folder)
-    vocab = len(tokenizer)
-    if family == "bert":
-        config = BertConfig(vocab_size=vocab, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                            intermediate_size=64, max_position_embeddings=160, pad_token_id=0)
-    elif family == "distilbert":
-        config = DistilBertConfig(vocab_size=vocab, dim=32, n_layers=2, n_heads=2, hidden_dim=64,
-                                  max_position_embeddings=160, pad_token_id=0)
-    else:
-        config = RobertaConfig(vocab_size=vocab, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                               intermediate_size=64, max_position_embeddings=160, pad_token_id=0)
+    config = tiny_config(family, len(tokenizer))
     torch.manual_seed(seed)
-    if task == "text-classification":
+    if task in ("text-classification", "text-pair-classification"):
         config.num_labels = 2
         config.id2label = {0: "negative", 1: "positive"}
         config.label2id = {"negative": 0, "positive": 1}
-        model = AutoModelForSequenceClassification.from_config(config)
-    else:
-        model = AutoModel.from_config(config)
+    elif task == "token-classification":
+        config.num_labels = len(NER_LABELS)
+        config.id2label = dict(enumerate(NER_LABELS))
+        config.label2id = {label: i for i, label in enumerate(NER_LABELS)}
+    model = getattr(transformers, TASK_AUTO[task]).from_config(config)
     model.eval().save_pretrained(folder, safe_serialization=True)
+    if task == "text-pair-classification":  # what sentence-transformers' CrossEncoder writes
+        config_file = folder / "config.json"
+        data = json.loads(config_file.read_text())
+        data["sentence_transformers"] = {"activation_fn": "torch.nn.modules.linear.Identity"}
+        config_file.write_text(json.dumps(data, indent=2))
     return folder
 
 

@@ -85,6 +85,7 @@ class ArtifactManifest(BaseModel):
     files: list[str]
     inputs: list[str]
     output: str | None = None
+    outputs: list[str] = Field(default_factory=list)  # every output in order (question answering has two)
     fixed_shape: list[int] | None = None
     task: str | None = None
     family: str | None = None
@@ -122,7 +123,8 @@ class ArtifactManifest(BaseModel):
                  request_path: RequestPath | None = None, request_files: tuple[str, ...] = ()) -> "ArtifactManifest":
         return cls(
             target=target.name, format=target.artifact_format, runtime=target.runtime, files=built.files,
-            inputs=list(ctx.input_names), output=ctx.output_name, fixed_shape=built.fixed_shape,
+            inputs=list(ctx.input_names), output=ctx.output_name, outputs=list(ctx.output_names),
+            fixed_shape=built.fixed_shape,
             **ctx.model.model_dump(), options=ctx.options.model_dump(mode="json"), strategy=built.strategy,
             precision=built.precision, runtime_config=built.runtime_config, calibration=built.calibration,
             signature=built.signature, details=built.details,

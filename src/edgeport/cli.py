@@ -22,6 +22,7 @@ import click
 
 from edgeport import __version__
 from edgeport.errors import EXIT_CODES, EdgeportError, UsageError
+from edgeport.model.load import TASKS
 from edgeport.ui import UI, quiet_libraries
 
 EPILOG = "Exit codes: " + "; ".join(f"{code} {text}" for code, text in EXIT_CODES.items())
@@ -74,7 +75,12 @@ def _export_options(func):
         click.option("--calib", type=click.Path(path_type=Path), help="Calibration texts: .txt, .jsonl, .tsv, .csv "
                      "(default: the built-in English set)."),
         click.option("--calib-size", type=int, help="Sample this many calibration texts (seeded)."),
+        click.option("--task", type=click.Choice(TASKS), help="The model's task, where not the one detected "
+                     "from its folder (e.g. text-pair-classification for a sequence classifier fed pairs)."),
         click.option("--text-column", "--text-field", "text_column", help="Text column/field of --calib/--eval."),
+        click.option("--text-pair-column", "--text-pair-field", "text_pair_column",
+                     help="Second text of a pair in --calib/--eval (sentence pairs; question answering: the "
+                          "context, with --text-column the question)."),
         click.option("--label-column", help="Label column/field of --eval."),
         click.option("--eval", "eval_path", type=click.Path(path_type=Path),
                      help="Labelled eval data (classifiers): accuracy of fp32 and of each artifact."),
@@ -109,15 +115,18 @@ def _recipe_from_flags(model: str, flags: dict):
 
     flag = flags.get
     data: dict = {"model": model, "targets": flag("targets")}
+    if flag("task"):
+        data["task"] = flag("task")
     calib = {}
     if flag("calib"):
-        calib["data"] = {"path": flag("calib"), "text_column": flag("text_column")}
+        calib["data"] = {"path": flag("calib"), "text_column": flag("text_column"),
+                         "text_pair_column": flag("text_pair_column")}
     if flag("calib_size") is not None:
         calib["size"] = flag("calib_size")
     data["calibration"] = calib
     if flag("eval_path"):
         data["eval"] = {"path": flag("eval_path"), "text_column": flag("text_column"),
-                        "label_column": flag("label_column")}
+                        "text_pair_column": flag("text_pair_column"), "label_column": flag("label_column")}
     budget = {k: flag(k) for k in ("min_fidelity", "max_drop", "granularity") if flag(k) is not None}
     if budget.get("min_fidelity") == 0:
         budget["min_fidelity"] = None
@@ -285,21 +294,38 @@ def _compression_table(report: dict) -> str:
 
 
 @cli.command()
+@click.option("--model", "model_ref", help="Also say, per target, whether it handles this model's family and task.")
+@click.option("--task", type=click.Choice(TASKS), help="The model's task, where not the detected one.")
 @click.pass_obj
-def targets(state: State) -> None:
-    """List targets: what is available on this machine, and why not."""
+def targets(state: State, model_ref: str | None, task: str | None) -> None:
+    """List targets: what is available on this machine, and why not.
+
+    \b
+    edgeport targets --model ./deberta-v3-reranker
+    """
+    from edgeport.model.load import kind_of_folder, path_from_ref
     from edgeport.targets.registry import describe_all
 
-    infos = describe_all()
-    document = {"targets": {i.name: {"runtime": i.runtime, "available": i.availability.available,
-                                     "reason": str(i.availability) if not i.availability.available else "",
-                                     "experimental": i.experimental, "options": i.options}
-                            for i in infos}}
-    lines = []
+    family = None
+    if model_ref:
+        family, task = kind_of_folder(path_from_ref(model_ref), task)
+    infos = describe_all(family.name if family else None, task)
+    document: dict = {"targets": {}}
+    if model_ref:
+        document["model"] = {"ref": model_ref, "family": family.name, "task": task}
+    lines = [f"model: {model_ref} ({family.name}, {task})"] if model_ref else []
     for i in infos:
+        entry = {"runtime": i.runtime, "available": i.availability.available,
+                 "reason": str(i.availability) if not i.availability.available else "",
+                 "experimental": i.experimental, "options": i.options}
         status = str(i.availability)
         if i.availability.available and i.experimental:
             status = f"experimental: {i.experimental}"
+        if i.handles is not None:
+            entry["handles_model"] = i.handles.available
+            entry["model_reason"] = i.handles.reason
+            status += "" if i.handles.available else f"; {i.handles.reason}"
+        document["targets"][i.name] = entry
         lines.append(f"{i.name:<18} {i.runtime:<30} {status}")
         lines += [f"    {key} ({o['type']}, default {o['default']!r}): {o['help']}" for key, o in i.options.items()]
     state.emit(document, "\n".join(lines))
@@ -336,6 +362,7 @@ def report(state: State, run_dir: Path) -> None:
 @click.option("--calib", type=click.Path(path_type=Path), help="Calibration texts [built-in set].")
 @click.option("--calib-size", type=int)
 @click.option("--text-column", "--text-field", "text_column")
+@click.option("--text-pair-column", "--text-pair-field", "text_pair_column")
 @click.option("--label-column")
 @click.option("--eval", "eval_path", type=click.Path(path_type=Path), help="Labelled eval data (classifiers).")
 @click.option("--option", "target_options", multiple=True, metavar="TARGET.KEY=VALUE")

@@ -64,6 +64,10 @@ class TargetUnavailableError(EdgeportError):
     exit_code = 4
 
 
+class TargetUnsupportedError(UsageError):
+    """A target that cannot handle the model's family or task (said before building)."""
+
+
 class VerificationError(EdgeportError):
     exit_code = 5
 

@@ -22,6 +22,7 @@ class _Strict(BaseModel):
 class DataSpec(_Strict):
     path: Path
     text_column: str | None = None
+    text_pair_column: str | None = None  # the second text of a pair (sentence pairs; QA: the context)
     label_column: str | None = None
 
 
@@ -128,10 +129,13 @@ class CompressSpec(_Strict):
 
 
 DEFAULT_MODEL = "minilm"
+Task = Literal["feature-extraction", "text-classification", "text-pair-classification", "token-classification",
+               "question-answering"]
 
 
 class Recipe(_Strict):
     model: str = DEFAULT_MODEL
+    task: Task | None = None  # None: detected from the model folder
     targets: list[str] = Field(default_factory=lambda: ["openvino-int8", "onnx-int8"])
     target_options: dict[str, dict] = Field(default_factory=dict)
     opset: int = Field(17, ge=17)

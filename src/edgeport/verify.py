@@ -2,9 +2,11 @@
 
 Fidelity is measured on held-out texts that are never the calibration texts: for every
 text, the cosine between the artifact's output and the reference output (embeddings or
-logits), its minimum, the max abs error, and for classifiers top-1 agreement. With labelled
-eval data, a classifier's accuracy is measured for fp32 and the artifact, and the drop is
-given in points.
+logits), its minimum, the max abs error, and for classifiers top-1 agreement (a one-logit
+scorer such as a cross-encoder: agreement on the sign of its score). Pair classifiers also
+get the correlation of their scores with fp32's (Pearson and Spearman; the score is the
+single logit, or the log-odds of the last class). With labelled eval data, a classifier's
+accuracy is measured for fp32 and the artifact, and the drop is given in points.
 """
 
 from __future__ import annotations
@@ -33,10 +35,14 @@ class Runner(ABC):
         feeds = {n: np.ascontiguousarray(feeds[n], dtype=np.int64) for n in self.input_names}
         if self.fixed_shape and feeds[self.input_names[0]].shape != self.fixed_shape:
             raise ValueError(f"this artifact takes shape {self.fixed_shape} only")
-        return np.asarray(self._infer_impl(feeds))
+        outputs = self._infer_impl(feeds)
+        if isinstance(outputs, (list, tuple)):  # several outputs (question answering): stacked, in order
+            return np.stack([np.asarray(o) for o in outputs], axis=-1) if len(outputs) > 1 else np.asarray(outputs[0])
+        return np.asarray(outputs)
 
     @abstractmethod
-    def _infer_impl(self, feeds: dict[str, np.ndarray]) -> np.ndarray: ...
+    def _infer_impl(self, feeds: dict[str, np.ndarray]) -> np.ndarray | list[np.ndarray]:
+        """The output, or every output in the task's order."""
 
     def info(self) -> dict:
         """Runtime facts worth recording (e.g. the inference precision actually used)."""
@@ -54,6 +60,8 @@ class Fidelity(_Strict):
     min_cosine: float
     max_abs_error: float
     top1_agreement: float | None = None
+    score_pearson: float | None = None  # pair scorers: correlation of the scores with fp32's
+    score_spearman: float | None = None
     samples: int
     source: str | None = None  # which texts: the report set's name
 
@@ -90,13 +98,47 @@ def run_batches(runner, batches: Iterable[dict[str, np.ndarray]]) -> np.ndarray:
     return np.concatenate([runner.infer(feeds) for feeds in batches], axis=0)
 
 
-def fidelity(outputs: np.ndarray, reference: np.ndarray, classifier: bool, source: str | None = None) -> Fidelity:
+def predicted_labels(logits: np.ndarray) -> np.ndarray:
+    """Class indices: the argmax, or for a single logit (a scorer) whether it is positive."""
+    logits = logits.reshape(logits.shape[0], -1)
+    return (logits[:, 0] > 0).astype(np.int64) if logits.shape[1] == 1 else logits.argmax(-1)
+
+
+def scores(logits: np.ndarray) -> np.ndarray:
+    """One score per example: the single logit, or the log-odds of the last class."""
+    logits = logits.reshape(logits.shape[0], -1).astype(np.float64)
+    if logits.shape[1] == 1:
+        return logits[:, 0]
+    others = logits[:, :-1]
+    top = others.max(axis=1)
+    return logits[:, -1] - (top + np.log(np.exp(others - top[:, None]).sum(axis=1)))
+
+
+def _pearson(a: np.ndarray, b: np.ndarray) -> float | None:
+    if a.size < 2 or np.std(a) == 0 or np.std(b) == 0:
+        return None
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def _ranks(values: np.ndarray) -> np.ndarray:
+    order = np.argsort(values, kind="stable")
+    ranks = np.empty(len(values), dtype=np.float64)
+    ranks[order] = np.arange(len(values))
+    return ranks
+
+
+def fidelity(outputs: np.ndarray, reference: np.ndarray, classifier: bool, source: str | None = None,
+             pairs: bool = False) -> Fidelity:
     cos = cosine_rows(outputs, reference)
+    correlation = {}
+    if pairs:
+        got, ref = scores(outputs), scores(reference)
+        correlation = {"score_pearson": _pearson(got, ref), "score_spearman": _pearson(_ranks(got), _ranks(ref))}
     return Fidelity(
         mean_cosine=float(np.mean(cos)), min_cosine=float(np.min(cos)),
         max_abs_error=float(np.max(np.abs(outputs - reference))),
-        top1_agreement=float(np.mean(outputs.argmax(-1) == reference.argmax(-1))) if classifier else None,
-        samples=int(outputs.shape[0]), source=source,
+        top1_agreement=float(np.mean(predicted_labels(outputs) == predicted_labels(reference))) if classifier else None,
+        samples=int(outputs.shape[0]), source=source, **correlation,
     )
 
 
@@ -139,8 +181,8 @@ def label_indices(labels: Sequence[str], id2label: dict, source: str) -> list[in
 
 def accuracy(outputs: np.ndarray, reference: np.ndarray, labels: Sequence[int], source: str | None = None) -> Accuracy:
     gold = np.asarray(labels)
-    fp32 = float(np.mean(reference.argmax(-1) == gold))
-    got = float(np.mean(outputs.argmax(-1) == gold))
+    fp32 = float(np.mean(predicted_labels(reference) == gold))
+    got = float(np.mean(predicted_labels(outputs) == gold))
     return Accuracy(fp32=fp32, artifact=got, drop_points=round((fp32 - got) * 100, 4),
-                    label_agreement=float(np.mean(outputs.argmax(-1) == reference.argmax(-1))),
+                    label_agreement=float(np.mean(predicted_labels(outputs) == predicted_labels(reference))),
                     samples=int(gold.shape[0]), source=source)

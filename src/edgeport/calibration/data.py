@@ -4,6 +4,8 @@
 - ``.jsonl``: one JSON object per line; the text field is ``--text-field`` (default: the
   first of text, sentence, sentence1 present).
 - ``.tsv`` / ``.csv``: a header row; the text column is ``--text-column`` (same default).
+- Pairs (sentence pairs, cross-encoders): the second text is ``--text-pair-column`` of a
+  .jsonl/.tsv/.csv file; every row must have both texts.
 
 Every problem with a file (missing, empty, binary, not UTF-8, malformed line, missing
 column, a text that is not a string or longer than ``MAX_TEXT_CHARS``, a label that is not
@@ -28,7 +30,9 @@ LABEL_DEFAULTS = ("label", "labels")
 SUFFIXES = (".txt", ".jsonl", ".tsv", ".csv")
 # Three disjoint built-in sets: calibration ranges come from `calibration`; the accuracy budget
 # chooses on `selection`; every reported fidelity figure comes from `heldout` (the report set).
-BUILTIN = {"calibration": "calibration_en.txt", "selection": "selection_en.txt", "heldout": "heldout_en.txt"}
+# Pair models use the pair sets (`calibration-pairs`, `heldout-pairs`).
+BUILTIN = {"calibration": "calibration_en.txt", "selection": "selection_en.txt", "heldout": "heldout_en.txt",
+           "calibration-pairs": "calibration_pairs_en.tsv", "heldout-pairs": "heldout_pairs_en.tsv"}
 # Labelled eval data without a separate --budget-data file is split in half, label-stratified
 # and seeded: selection decides fallbacks at the resolution a budget of 0.995 needs (an 872-row
 # dev set gives 436 rows, 0.23 points a row), the other half grades the result unseen.
@@ -42,11 +46,16 @@ class Records:
     source: str
     texts: list[str]
     labels: list[str] | None = None
+    pairs: list[str] | None = None  # the second text of each pair (None: single texts)
 
 
 def builtin_texts(name: str) -> Records:
-    """The built-in English sets written for edgeport: `calibration` and `heldout` (disjoint)."""
+    """The built-in English sets written for edgeport: `calibration` and `heldout` (single
+    texts), `calibration-pairs` and `heldout-pairs` (sentence pairs); all four disjoint."""
     text = resources.files("edgeport.data").joinpath(BUILTIN[name]).read_text(encoding="utf-8")
+    if BUILTIN[name].endswith(".tsv"):
+        rows = _rows_table(Path(BUILTIN[name]), text, "\t")
+        return Records(f"builtin:{name}", [r["sentence1"] for r in rows], pairs=[r["sentence2"] for r in rows])
     return Records(f"builtin:{name}", [line.strip() for line in text.splitlines() if line.strip()])
 
 
@@ -156,17 +165,20 @@ def _rows_table(path: Path, text: str, delimiter: str) -> list[dict]:
 
 
 def records_from_file(
-    path: Path, text_column: str | None = None, label_column: str | None = None, need_labels: bool = False
+    path: Path, text_column: str | None = None, label_column: str | None = None, need_labels: bool = False,
+    text_pair_column: str | None = None,
 ) -> Records:
-    """Read texts (and labels, when ``need_labels`` or a label column is named) from a file."""
+    """Read texts (and labels, when ``need_labels`` or a label column is named; and the second
+    text of each pair, when ``text_pair_column`` is named) from a file."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
         raise DataFileError(f"'{path}' has an unknown extension '{suffix}'", hint=f"use one of {', '.join(SUFFIXES)}")
     text = _read_text(path)
     if suffix == ".txt":
-        if need_labels:
-            raise DataFileError(f"'{path}' is plain text and has no labels", hint="use .tsv, .csv or .jsonl")
+        if need_labels or text_pair_column:
+            raise DataFileError(f"'{path}' is plain text and has no {'labels' if need_labels else 'text pairs'}",
+                                hint="use .tsv, .csv or .jsonl")
         lines = text.splitlines()
         return Records(str(path), [_check_text(line, path, f"line {n}") for n, line in enumerate(lines, 1)
                                    if line.strip()])
@@ -188,7 +200,15 @@ def records_from_file(
     if not any(texts):
         raise DataFileError(f"'{path}' has no non-empty text in column '{text_key}'",
                             hint="name the column with the texts with --text-column")
-    return Records(str(path), texts, labels)
+    pairs = None
+    if text_pair_column:
+        pair_key = _pick(columns, text_pair_column, (), "text pair column", path)
+        pairs = [str(row.get(pair_key) or "").strip() for row in rows]
+        empty = [n for n, (a, b) in enumerate(zip(texts, pairs), 1) if not a or not b]
+        if empty:
+            raise DataFileError(f"'{path}' row {empty[0]} lacks one text of its pair ('{text_key}', '{pair_key}')",
+                                hint="every row of pair data needs both texts")
+    return Records(str(path), texts, labels, pairs)
 
 
 def sample(records: Records, size: int | None, seed: int = 0) -> Records:
@@ -202,7 +222,8 @@ def sample(records: Records, size: int | None, seed: int = 0) -> Records:
         )
     order = sorted(random.Random(seed).sample(range(len(records.texts)), size))
     labels = [records.labels[i] for i in order] if records.labels is not None else None
-    return Records(records.source, [records.texts[i] for i in order], labels)
+    pairs = [records.pairs[i] for i in order] if records.pairs is not None else None
+    return Records(records.source, [records.texts[i] for i in order], labels, pairs)
 
 
 def split_for_selection(records: Records, fraction: float = SELECTION_FRACTION, seed: int = 0
@@ -225,7 +246,8 @@ def split_for_selection(records: Records, fraction: float = SELECTION_FRACTION, 
 
     def part(keep: bool, name: str) -> Records:
         rows = [i for i in range(len(records.texts)) if (i in chosen) == keep]
+        pairs = [records.pairs[i] for i in rows] if records.pairs is not None else None
         return Records(f"{records.source} ({name} split, {len(rows)} of {len(records.texts)})",
-                       [records.texts[i] for i in rows], [records.labels[i] for i in rows])
+                       [records.texts[i] for i in rows], [records.labels[i] for i in rows], pairs)
 
     return part(True, "selection"), part(False, "report")

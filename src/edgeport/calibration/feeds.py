@@ -13,16 +13,22 @@ DEFAULT_MAX_LENGTH = 128
 
 def feeds_from_texts(
     tokenizer, texts: Sequence[str], input_names: Sequence[str],
-    max_length: int = DEFAULT_MAX_LENGTH, fixed_length: int | None = None,
+    max_length: int = DEFAULT_MAX_LENGTH, fixed_length: int | None = None, pairs: Sequence[str] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Tokenize a batch. ``fixed_length`` pads every row to it (static-shape targets);
-    otherwise rows are padded to the longest in the batch (natural lengths)."""
+    """Tokenize a batch (of pairs, when ``pairs`` gives each text's second text: the
+    tokenizer's pair template, ``token_type_ids`` 1 on the second). ``fixed_length`` pads
+    every row to it (static-shape targets); otherwise rows are padded to the longest in the
+    batch (natural lengths). A pair too long is cut from its longer text."""
     encoded = tokenizer(
         list(texts),
+        list(pairs) if pairs is not None else None,
         padding="max_length" if fixed_length else True,
-        truncation=True,
+        truncation="longest_first" if pairs is not None else True,
         max_length=fixed_length or max_length,
         return_tensors="np",
+        # asked for explicitly: a tokenizer whose model_input_names lack them would otherwise
+        # leave them out, and pairs would be fed as one text (all zeros)
+        return_token_type_ids="token_type_ids" in input_names or None,
     )
     feeds = {}
     for name in input_names:
@@ -37,10 +43,11 @@ def feeds_from_texts(
 
 def batched_feeds(
     tokenizer, texts: Sequence[str], input_names: Sequence[str], batch_size: int = 16,
-    max_length: int = DEFAULT_MAX_LENGTH, fixed_length: int | None = None,
+    max_length: int = DEFAULT_MAX_LENGTH, fixed_length: int | None = None, pairs: Sequence[str] | None = None,
 ) -> Iterator[dict[str, np.ndarray]]:
     for start in range(0, len(texts), batch_size):
-        yield feeds_from_texts(tokenizer, texts[start:start + batch_size], input_names, max_length, fixed_length)
+        yield feeds_from_texts(tokenizer, texts[start:start + batch_size], input_names, max_length, fixed_length,
+                               pairs[start:start + batch_size] if pairs is not None else None)
 
 
 @dataclass
@@ -51,16 +58,23 @@ class CalibrationSet:
     texts: list[str]
     tokenizer: Any
     input_names: tuple[str, ...]
+    pairs: list[str] | None = None  # the second text of each pair (pair models)
 
     def feeds(self, batch_size: int = 1, fixed_length: int | None = None) -> Iterator[dict[str, np.ndarray]]:
-        return batched_feeds(self.tokenizer, self.texts, self.input_names, batch_size, fixed_length=fixed_length)
+        return batched_feeds(self.tokenizer, self.texts, self.input_names, batch_size, fixed_length=fixed_length,
+                             pairs=self.pairs)
 
     def longest(self, cap: int = 128) -> int:
-        """Token length of the longest text (capped): one fixed shape for calibrators that
-        stack activations across samples."""
-        lengths = [len(ids) for ids in self.tokenizer(self.texts, truncation=True, max_length=cap)["input_ids"]]
-        return max(lengths)
+        """Token length of the longest text or pair (capped): one fixed shape for calibrators
+        that stack activations across samples."""
+        encoded = self.tokenizer(self.texts, self.pairs, truncation="longest_first" if self.pairs else True,
+                                 max_length=cap)
+        return max(len(ids) for ids in encoded["input_ids"])
 
     def summary(self) -> dict:
-        digest = hashlib.sha256("\n".join(self.texts).encode()).hexdigest()
-        return {"source": self.source, "count": len(self.texts), "sha256": digest}
+        joined = "\n".join(self.texts if self.pairs is None else [f"{a}\t{b}" for a, b in zip(self.texts, self.pairs)])
+        digest = hashlib.sha256(joined.encode()).hexdigest()
+        summary = {"source": self.source, "count": len(self.texts), "sha256": digest}
+        if self.pairs is not None:
+            summary["pairs"] = True
+        return summary

@@ -26,10 +26,33 @@ class Block:
         return [lin.weight for lin in (self.query, self.key, self.value, self.attn_out, self.ffn_up, self.ffn_down)]
 
 
+class PassNotApplicableError(UsageError):
+    """A compression pass that the model's family declares it cannot take (and why)."""
+
+
+def require_pass(loaded: LoadedModel, op: str) -> None:
+    """Refuse, naming the pass and the reason, a pass the family's ``cannot`` lists."""
+    reason = loaded.family.cannot.get(op)
+    if reason:
+        others = [o for o in ("prune_heads", "prune_ffn", "drop_blocks", "low_rank", "prune_vocab", "magnitude")
+                  if o not in loaded.family.cannot]
+        raise PassNotApplicableError(f"{op} does not apply to the {loaded.family.name} family: {reason}",
+                                     hint=f"passes that apply to it: {', '.join(others)}, distill")
+
+
+PARTS = ("query", "key", "value", "attn_out", "ffn_up", "ffn_down")
+
+
 def anatomy_of(loaded: LoadedModel) -> Anatomy:
-    if loaded.family.anatomy is None:
+    anatomy = loaded.family.anatomy
+    if anatomy is None:
         raise UsageError(f"compression of the {loaded.family.name} family is not described yet")
-    return loaded.family.anatomy
+    config = loaded.model.config
+    for key, value in anatomy.assumes:
+        if getattr(config, key, value) != value:
+            raise UsageError(f"compression of the {loaded.family.name} family assumes {key} = {value}; "
+                             f"this model has {getattr(config, key)}")
+    return anatomy
 
 
 def block_list(loaded: LoadedModel) -> nn.ModuleList:
@@ -40,8 +63,11 @@ def blocks_of(loaded: LoadedModel) -> list[Block]:
     facts = anatomy_of(loaded)
     blocks = []
     for module in block_list(loaded):
-        parts = {name: module.get_submodule(getattr(facts, name))
-                 for name in ("query", "key", "value", "attn_out", "ffn_up", "ffn_down")}
+        missing = [name for name in PARTS if getattr(facts, name) is None]
+        if missing:
+            raise UsageError(f"the {loaded.family.name} family has no separate {', '.join(missing)} Linear "
+                             "layers per block", hint="head and FFN pruning need them")
+        parts = {name: module.get_submodule(getattr(facts, name)) for name in PARTS}
         if not all(isinstance(p, nn.Linear) for p in parts.values()):
             raise UsageError("structured pruning needs plain Linear layers; prune before low-rank factorization")
         blocks.append(Block(module, **parts))

@@ -13,6 +13,7 @@ import torch
 
 from edgeport.calibration.data import Records, sample
 from edgeport.compress import distill, lowrank, prune, vocab
+from edgeport.compress.blocks import require_pass
 from edgeport.compress.evaluate import Probe
 from edgeport.compress.importance import taylor_grads
 from edgeport.model.structure import parameter_count
@@ -85,6 +86,8 @@ def footprint(model: torch.nn.Module) -> dict:
 
 def compress_model(loaded: LoadedModel, spec: CompressSpec, data: Records, probe: Probe, ui: UI) -> dict:
     """Apply ``spec.steps`` to ``loaded`` (in place); the report of each pass."""
+    for step in spec.steps:  # every pass the family cannot take is refused before any work
+        require_pass(loaded, step.op)
     ctx = Context(copy.deepcopy(loaded), data, spec, ui)
     before = {**footprint(loaded.model), **probe.measure(loaded)}
     passes = []

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from edgeport.compress.blocks import anatomy_of, block_list, blocks_of, set_part
+from edgeport.compress.blocks import anatomy_of, block_list, blocks_of, require_pass, set_part
 from edgeport.compress.importance import head_scores, neuron_scores
 from edgeport.errors import UsageError
 from edgeport.model.load import LoadedModel
@@ -36,10 +36,8 @@ def _sliced(linear: nn.Linear, index: torch.Tensor, dim: int) -> nn.Linear:
 
 def prune_heads(loaded: LoadedModel, keep: float | int, grads: dict | None = None) -> dict:
     """Keep the ``keep`` most important heads of every block."""
+    require_pass(loaded, "prune_heads")
     anatomy = anatomy_of(loaded)
-    if not anatomy.heads_prunable:
-        raise UsageError(f"attention heads of the {loaded.family.name} family cannot be pruned",
-                         hint="prune FFN neurons or blocks instead")
     config = loaded.model.config
     heads = getattr(config, anatomy.heads_key)
     head_size = getattr(config, anatomy.hidden_key) // heads
@@ -60,6 +58,7 @@ def prune_heads(loaded: LoadedModel, keep: float | int, grads: dict | None = Non
 def prune_ffn(loaded: LoadedModel, keep: float | int, grads: dict | None = None) -> dict:
     """Keep the same number of most important FFN neurons in every block (the config's FFN
     size is rewritten, so the result is a plain model of a smaller shape)."""
+    require_pass(loaded, "prune_ffn")
     anatomy = anatomy_of(loaded)
     config = loaded.model.config
     n = _kept(getattr(config, anatomy.ffn_size_key), keep)
@@ -80,6 +79,7 @@ def evenly_spaced(count: int, keep: int) -> list[int]:
 
 def drop_blocks(loaded: LoadedModel, keep: int | list[int]) -> dict:
     """Keep the listed blocks (or ``keep`` evenly spaced ones); the block count is rewritten."""
+    require_pass(loaded, "drop_blocks")
     anatomy = anatomy_of(loaded)
     blocks = block_list(loaded)
     indices = evenly_spaced(len(blocks), _kept(len(blocks), keep)) if isinstance(keep, int) else sorted(set(keep))

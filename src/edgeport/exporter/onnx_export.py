@@ -14,7 +14,8 @@ import numpy as np
 
 from edgeport.errors import CorruptOnnxError, ParityError
 from edgeport.model.load import LoadedModel
-from edgeport.model.wrappers import OUTPUT_NAME, task_module
+from edgeport.model.load import TOKEN_TASKS
+from edgeport.model.wrappers import OUTPUT_NAMES, stacked, task_module
 from edgeport.verify import cosine_rows
 
 DEFAULT_OPSET = 17
@@ -39,7 +40,7 @@ def torch_outputs(loaded: LoadedModel, feeds: dict[str, np.ndarray]) -> np.ndarr
 
     module = task_module(loaded)
     with torch.inference_mode():
-        return module(**{k: torch.from_numpy(v) for k, v in feeds.items()}).numpy()
+        return stacked(module(**{k: torch.from_numpy(v) for k, v in feeds.items()})).numpy()
 
 
 def export_onnx(loaded: LoadedModel, out_path: Path, opset: int = DEFAULT_OPSET) -> dict:
@@ -47,9 +48,10 @@ def export_onnx(loaded: LoadedModel, out_path: Path, opset: int = DEFAULT_OPSET)
     import torch
 
     names = list(loaded.family.inputs)
-    output = OUTPUT_NAME[loaded.task]
+    outputs = list(OUTPUT_NAMES[loaded.task])
     example = random_feeds(names, loaded.model.config.vocab_size, batch=2, seq=16)
-    axes = {n: {0: "batch", 1: "sequence"} for n in names} | {output: {0: "batch"}}
+    out_axes = {0: "batch", 1: "sequence"} if loaded.task in TOKEN_TASKS else {0: "batch"}
+    axes = {n: {0: "batch", 1: "sequence"} for n in names} | {o: out_axes for o in outputs}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
@@ -57,7 +59,7 @@ def export_onnx(loaded: LoadedModel, out_path: Path, opset: int = DEFAULT_OPSET)
             tuple(torch.from_numpy(example[n]) for n in names),
             str(out_path),
             input_names=names,
-            output_names=[output],
+            output_names=outputs,
             dynamic_axes=axes,
             opset_version=opset,
             dynamo=False,
@@ -86,7 +88,8 @@ def parity(loaded: LoadedModel, onnx_path: Path) -> dict:
     for batch, seq in PARITY_SHAPES:
         feeds = random_feeds(loaded.family.inputs, loaded.model.config.vocab_size, batch, seq, seed=seq)
         ref = torch_outputs(loaded, feeds)
-        got = session.run(None, feeds)[0]
+        got = session.run(None, feeds)
+        got = np.stack(got, axis=-1) if len(got) > 1 else got[0]
         max_abs = float(np.max(np.abs(got - ref)))
         cos = float(np.min(cosine_rows(got, ref)))
         rows.append({"batch": batch, "sequence": seq, "max_abs": max_abs, "min_cosine": cos})

@@ -16,10 +16,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from edgeport.errors import InputError, ModelNotFoundError
+from edgeport.errors import InputError, ModelNotFoundError, UsageError
 from edgeport.model.families import Family, family_for
 
-Task = Literal["feature-extraction", "text-classification"]
+Task = Literal["feature-extraction", "text-classification", "text-pair-classification", "token-classification",
+               "question-answering"]
+TASKS: tuple[str, ...] = ("feature-extraction", "text-classification", "text-pair-classification",
+                          "token-classification", "question-answering")
+CLASSIFIER_TASKS = ("text-classification", "text-pair-classification")  # one label (or score) per input
+PAIR_TASKS = ("text-pair-classification", "question-answering")  # two texts per input (a pair; question, context)
+TOKEN_TASKS = ("token-classification", "question-answering")  # outputs per token
 SPEC_FILE = "edgeport.json"
 DEFAULT_MODEL = "minilm"
 
@@ -41,7 +47,7 @@ class LoadedModel:
 
     @property
     def num_labels(self) -> int | None:
-        return self.model.config.num_labels if self.task == "text-classification" else None
+        return self.model.config.num_labels if self.task in CLASSIFIER_TASKS + ("token-classification",) else None
 
 
 def path_from_ref(ref: str | Path) -> Path:
@@ -194,9 +200,53 @@ def labels_of(config: dict, where: Path) -> dict[int, str]:
 
 
 def task_from_config(config: dict) -> Task:
+    """The task of a Hugging Face config: from its architectures; a sequence classifier saved
+    by sentence-transformers' CrossEncoder (``sentence_transformers`` in its config) scores pairs."""
     archs = config.get("architectures") or []
     archs = [str(a) for a in archs] if isinstance(archs, list) else []
-    return "text-classification" if any("SequenceClassification" in a for a in archs) else "feature-extraction"
+    if any("ForTokenClassification" in a for a in archs):
+        return "token-classification"
+    if any("ForQuestionAnswering" in a for a in archs):
+        return "question-answering"
+    if any("SequenceClassification" in a for a in archs):
+        return "text-pair-classification" if "sentence_transformers" in config else "text-classification"
+    return "feature-extraction"
+
+
+def task_of_folder(path: Path, config: dict, override: str | None = None) -> Task:
+    """The task to export: ``override`` (``--task``) where the model's head allows it, else the
+    task edgeport saved with the model (edgeport.json), else the one its config declares."""
+    detected = task_from_config(config)
+    spec = path / SPEC_FILE
+    saved = _read_json(spec).get("task") if spec.is_file() else None
+    if saved in CLASSIFIER_TASKS and detected in CLASSIFIER_TASKS:
+        detected = saved
+    if override is None or override == detected:
+        return detected
+    if override not in TASKS:
+        raise UsageError(f"unknown task '{override}'", hint=f"tasks: {', '.join(TASKS)}")
+    if override == "feature-extraction" or (override in CLASSIFIER_TASKS and detected in CLASSIFIER_TASKS):
+        return override  # any encoder gives embeddings; a sequence classifier takes one text or a pair
+    raise UsageError(f"--task {override} does not fit this model: its head is for {detected}",
+                     hint="architectures in config.json decide the head (e.g. *ForTokenClassification)")
+
+
+def auto_class(task: str):
+    """The transformers Auto class that loads a model for ``task``."""
+    import transformers
+
+    return getattr(transformers, {
+        "text-classification": "AutoModelForSequenceClassification",
+        "text-pair-classification": "AutoModelForSequenceClassification",
+        "token-classification": "AutoModelForTokenClassification",
+        "question-answering": "AutoModelForQuestionAnswering",
+    }.get(task, "AutoModel"))
+
+
+def kind_of_folder(path: Path, task: str | None = None) -> tuple[Family, Task]:
+    """The family and task of a model folder, read from its config alone (no weights loaded)."""
+    config = _read_json(path / "config.json")
+    return family_for(config.get("model_type", "<missing model_type>"), config), task_of_folder(path, config, task)
 
 
 def _has_safetensors(path: Path) -> bool:
@@ -267,20 +317,20 @@ def _mismatch(item) -> tuple[str, tuple, tuple]:
     return str(item), (), ()
 
 
-def model_from_path(path: Path, trust_pickle: bool = False) -> LoadedModel:
-    """Load model and tokenizer from a folder, in eval mode, on the CPU, after checking it."""
+def model_from_path(path: Path, trust_pickle: bool = False, task: str | None = None) -> LoadedModel:
+    """Load model and tokenizer from a folder, in eval mode, on the CPU, after checking it;
+    ``task`` overrides the detected task where the model's head allows it."""
     config = _read_json(path / "config.json")
-    family = family_for(config.get("model_type", "<missing model_type>"))
-    task = task_from_config(config)
+    family = family_for(config.get("model_type", "<missing model_type>"), config)
+    task = task_of_folder(path, config, task)
     safetensors = _check_weights(path, trust_pickle)
     check_tokenizer_files(path)
-    from transformers import AutoModel, AutoModelForSequenceClassification
 
     from edgeport.ui import quiet_transformers
 
     quiet_transformers()
 
-    auto = AutoModelForSequenceClassification if task == "text-classification" else AutoModel
+    auto = auto_class(task)
     structure = _structure_from_folder(path)
     try:
         if structure:
@@ -321,14 +371,13 @@ def _restructured_from_folder(auto, path: Path, structure: dict):
     return model.eval()
 
 
-def structure_to_record(model) -> dict:
+def structure_to_record(model, task: str) -> dict:
     """The modules of ``model`` that its config does not describe (empty for a plain model)."""
     import torch
-    from transformers import AutoModel, AutoModelForSequenceClassification
 
     from edgeport.model.structure import differs_from_config
 
-    auto = AutoModelForSequenceClassification if "SequenceClassification" in type(model).__name__ else AutoModel
+    auto = auto_class(task)
     with torch.device("meta"):
         fresh = auto.from_config(model.config)
     return differs_from_config(model, fresh)
@@ -345,7 +394,7 @@ def save_model(loaded: LoadedModel, out: Path) -> None:
     loaded.tokenizer.save_pretrained(out)
     spec = {"task": loaded.task, "family": loaded.family.name,
             "pooling": {"mode": loaded.pooling.mode, "normalize": loaded.pooling.normalize}}
-    structure = structure_to_record(loaded.model)
+    structure = structure_to_record(loaded.model, loaded.task)
     if structure:
         spec["structure"] = structure
     (out / SPEC_FILE).write_text(json.dumps(spec, indent=2) + "\n")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from edgeport.model.load import LoadedModel
-from edgeport.model.wrappers import task_module
+from edgeport.model.wrappers import stacked, task_module
 from edgeport.verify import Runner
 
 
@@ -16,4 +16,4 @@ class TorchRunner(Runner):
         import torch
 
         with torch.inference_mode():
-            return self.module(**{k: torch.from_numpy(v) for k, v in feeds.items()}).numpy()
+            return stacked(self.module(**{k: torch.from_numpy(v) for k, v in feeds.items()})).numpy()

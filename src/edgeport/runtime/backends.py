@@ -123,6 +123,11 @@ class OpenVinoBackend(_Backend):
         self.request.infer({n: feeds[n] for n in self.input_names}, share_inputs=self.share_inputs)
         return self.request.get_output_tensor(0).data.copy()
 
+    def run_all(self, feeds: dict) -> list:
+        """Every output, in the model's order (question answering has two)."""
+        self.request.infer({n: feeds[n] for n in self.input_names}, share_inputs=self.share_inputs)
+        return [self.request.get_output_tensor(i).data.copy() for i in range(len(self.compiled.outputs))]
+
     def info(self) -> dict:
         return {"name": "openvino", "version": self.version, "share_inputs": self.share_inputs,
                 "performance_hint": str(self.compiled.get_property("PERFORMANCE_HINT")),
@@ -159,9 +164,13 @@ class LiteRtBackend(_Backend):
             self.buckets = self.buckets[-1:]
 
     def run(self, feeds: dict) -> np.ndarray:
+        return self.run_all(feeds)[0]
+
+    def run_all(self, feeds: dict) -> list:
+        """Every output of the signature, in the model's order (output_0, output_1, ...)."""
         rows, length = feeds["input_ids"].shape
         bucket = self.length_for(length)
-        outputs = []
+        parts: list = []
         for start in range(0, rows, self.batch):
             part = {name: feeds[name][start:start + self.batch] for name in self.input_names}
             n = part["input_ids"].shape[0]
@@ -169,8 +178,8 @@ class LiteRtBackend(_Backend):
                 part = {name: _pad(value, self.batch, bucket) for name, value in part.items()}
             runner, dtypes = self.runners[bucket]
             result = runner(**{name: part[name].astype(dtypes[name], copy=False) for name in self.input_names})
-            outputs.append(next(iter(result.values()))[:n])
-        return np.concatenate(outputs, axis=0)
+            parts.append([result[key][:n] for key in sorted(result, key=_output_index)])
+        return [np.concatenate(column, axis=0) for column in zip(*parts)]
 
     def info(self) -> dict:
         return {"name": self.runtime_name, "buckets": list(self.buckets), "batch": self.batch}
@@ -210,3 +219,9 @@ def open_backend(folder: str, manifest: dict, threads: int | None = None, settin
     except ImportError as exc:
         raise RuntimeMissingError(f"the runtime for {fmt} artifacts is not installed: {exc}") from exc
     raise ArtifactError(f"edgeport.runtime serves onnx, openvino and tflite artifacts, not {fmt!r}")
+
+
+def _output_index(name: str) -> int:
+    """litert-torch names a module's outputs output_0, output_1, ... in the order returned."""
+    tail = name.rsplit("_", 1)[-1]
+    return int(tail) if tail.isdigit() else 0

@@ -24,7 +24,8 @@ from edgeport.ui import UI
 
 def sensitivity(run_dir: Path, recipe: Recipe, granularity: str, ui: UI) -> dict:
     run = RunDir(Path(run_dir))
-    inputs = read_inputs(recipe)
+    source = source_from_run(run)
+    inputs = read_inputs(recipe, source.task)
     targets = [t for t in inputs.targets if t.quantized]
     if not targets:
         raise UsageError("sensitivity applies to quantized targets", hint="e.g. --target onnx-int8")
@@ -36,7 +37,8 @@ def sensitivity(run_dir: Path, recipe: Recipe, granularity: str, ui: UI) -> dict
     tables = {}
     for target in targets:
         ctx = BuildContext(source.onnx_path, source.model_dir, source.input_names, source.output_name,
-                           calibration, inputs.options[target.name], model_facts(source))
+                           calibration, inputs.options[target.name], model_facts(source),
+                           output_names=source.output_names)
         key = cache_key(stage="sensitivity", target=target.name, model=source.info.get("sha256"),
                         onnx=hash_path(source.onnx_path), calibration=calibration.summary(),
                         options=ctx.options.model_dump(mode="json"), granularity=granularity,

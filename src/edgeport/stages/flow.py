@@ -10,7 +10,7 @@ from pathlib import Path
 from edgeport.calibration.budget import Budget
 from edgeport.devices.host import cpu_info, int8_warning
 from edgeport.errors import UsageError
-from edgeport.model.load import labels_of, path_from_ref, read_config, task_from_config
+from edgeport.model.load import PAIR_TASKS, TOKEN_TASKS, kind_of_folder, labels_of, path_from_ref, read_config
 from edgeport.recipe import Recipe
 from edgeport.results import Environment, ModelInfo, Results, TargetResult
 from edgeport.runs import RunDir, read_json, tool_versions
@@ -19,7 +19,8 @@ from edgeport.stages.profile import profile_all
 from edgeport.stages.reference import Reference, reference_of
 from edgeport.stages.results_file import check_run_folder, save_results
 from edgeport.stages.source import Inputs, Source, calibration_of, model_facts, read_inputs, source_from_model, \
-    source_from_onnx
+    source_from_onnx, task_with_pairs
+from edgeport.targets import registry
 from edgeport.targets.base import BuildContext, Target
 from edgeport.ui import UI
 from edgeport.verify import label_indices
@@ -32,9 +33,13 @@ def run_export(recipe: Recipe, out: Path, ui: UI) -> Results:
     check_run_folder(run)
     folder = path_from_ref(recipe.model)
     config = read_config(folder)
-    inputs = read_inputs(recipe)
+    family, task = kind_of_folder(folder, recipe.task)
+    task = task_with_pairs(recipe, task)
+    recipe = recipe.model_copy(update={"task": task})
+    inputs = read_inputs(recipe, task)
+    registry.check_supports(inputs.targets, family.name, task)
     if inputs.eval is not None:
-        _check_eval_task(task_from_config(config))
+        _check_eval_task(task)
         label_indices(inputs.eval.labels, labels_of(config, folder / "config.json"), inputs.eval.source)
     compression = None
     if recipe.compress is not None:
@@ -43,7 +48,7 @@ def run_export(recipe: Recipe, out: Path, ui: UI) -> Results:
         folder, compression, cached = compress_stage(run, recipe, ui)
         ui.info(f"compressed model: {folder}" + (" (cached)" if cached else ""))
         recipe = recipe.model_copy(update={"model": str(folder)})
-    source = source_from_model(run, recipe.model, recipe.opset, ui, recipe.trust_pickle)
+    source = source_from_model(run, recipe.model, recipe.opset, ui, recipe.trust_pickle, recipe.task)
     return _run(run, source, recipe, inputs, ui, compression)
 
 
@@ -51,24 +56,33 @@ def run_from_onnx(recipe: Recipe, onnx_file: Path, tokenizer_dir: Path, out: Pat
     """`edgeport build model.onnx --tokenizer DIR`: an ONNX file exported elsewhere."""
     run = RunDir(Path(out))
     check_run_folder(run)
-    inputs = read_inputs(recipe)
+    inputs = read_inputs(recipe, recipe.task)
     config_file = Path(tokenizer_dir) / "config.json"
     if inputs.eval is not None and config_file.is_file():
         label_indices(inputs.eval.labels, labels_of(read_config(Path(tokenizer_dir)), config_file),
                       inputs.eval.source)
-    return _run(run, source_from_onnx(run, onnx_file, tokenizer_dir, ui), recipe, inputs, ui)
+    return _run(run, source_from_onnx(run, onnx_file, tokenizer_dir, ui, recipe.task), recipe, inputs, ui)
 
 
 def _check_eval_task(task: str) -> None:
-    if task != "text-classification":
-        raise UsageError("--eval measures the accuracy of classifiers; this model gives embeddings",
-                         hint="drop --eval; fidelity is measured on held-out texts")
+    if task == "feature-extraction":
+        raise UsageError("--eval measures the accuracy of classifiers, taggers and QA readers; this model gives "
+                         "embeddings", hint="drop --eval; fidelity is measured on held-out texts")
 
 
 def _run(run: RunDir, source: Source, recipe: Recipe, inputs: Inputs, ui: UI, compression: dict | None = None
          ) -> Results:
+    registry.check_supports(inputs.targets, source.family.name if source.family else None, source.task)
+    if source.task in TOKEN_TASKS:
+        raise UsageError(f"{source.task} models export to ONNX with parity (`edgeport export` stops after it), but "
+                         "their per-token fidelity and accuracy are not implemented yet",
+                         hint="feature-extraction and (pair) classification run end to end")
     if inputs.eval is not None:
         _check_eval_task(source.task)
+    if (source.task in PAIR_TASKS) != (inputs.calibration.pairs is not None):
+        raise UsageError(f"the calibration data is {'single texts' if inputs.calibration.pairs is None else 'pairs'}"
+                         f" and the model's task is {source.task}",
+                         hint="give --task, or pair data with --text-pair-column")
     with ui.step("computing fp32 reference outputs"):
         reference = reference_of(source, inputs)
     results = Results(created=time.strftime("%Y-%m-%dT%H:%M:%S%z"), model=ModelInfo(**source.info),
@@ -104,7 +118,7 @@ def build_all(run: RunDir, source: Source, recipe: Recipe, inputs: Inputs, refer
         results.warnings.append(warning)
     for target in inputs.targets:
         ctx = BuildContext(source.onnx_path, source.model_dir, source.input_names, source.output_name,
-                           calibration, inputs.options[target.name], facts)
+                           calibration, inputs.options[target.name], facts, output_names=source.output_names)
         with ui.step(f"building {target.name}"):
             manifest, cached = build_target(target, ctx, run.target_dir(target.name), reference, budget,
                                             recipe.budget.granularity, source.family, ui)

@@ -41,18 +41,20 @@ def export_program(loaded: LoadedModel, path: Path) -> str:
     return path.name
 
 
-def prepare_model(run: RunDir, ref: str, trust_pickle: bool = False) -> tuple[LoadedModel, bool]:
-    """Load the model from its reference and keep a copy in RUN_DIR/model (cached)."""
+def prepare_model(run: RunDir, ref: str, trust_pickle: bool = False, task: str | None = None
+                  ) -> tuple[LoadedModel, bool]:
+    """Load the model from its reference (``task``: an override of the detected task) and
+    keep a copy in RUN_DIR/model (cached)."""
     source = path_from_ref(ref)
-    loaded = model_from_path(source, trust_pickle)
-    key = cache_key(stage="model", source=hash_path(source), edgeport=code_version())
+    loaded = model_from_path(source, trust_pickle, task)
+    key = cache_key(stage="model", source=hash_path(source), task=loaded.task, edgeport=code_version())
     if stage_is_current(run.model_dir, key):
         return loaded, True
     with atomic_dir(run.model_dir) as tmp:
         save_model(loaded, tmp)
         # the model folder is itself profilable by the device agent (the PyTorch fp32 baseline);
         # a compressed model also travels as an exported program the agent loads with torch alone
-        files = [export_program(loaded, tmp / PROGRAM)] if structure_to_record(loaded.model) else []
+        files = [export_program(loaded, tmp / PROGRAM)] if structure_to_record(loaded.model, loaded.task) else []
         ArtifactManifest(target="pytorch-fp32", format="pytorch", runtime="torch", files=files, task=loaded.task,
                          family=loaded.family.name, inputs=list(loaded.family.inputs),
                          vocab_size=loaded.model.config.vocab_size).write(tmp)

@@ -14,10 +14,11 @@ import numpy as np
 from edgeport.artifact import ModelFacts
 from edgeport.calibration.data import Records, builtin_texts, records_from_file, sample
 from edgeport.calibration.feeds import CalibrationSet
-from edgeport.errors import CorruptOnnxError, InputError, ModelNotFoundError, TargetUnavailableError, UsageError
+from edgeport.errors import CorruptOnnxError, DataFileError, InputError, ModelNotFoundError, TargetUnavailableError, \
+    UsageError
 from edgeport.exporter.onnx_export import check_onnx
 from edgeport.model.families import Family, family_for
-from edgeport.model.load import Task, task_from_config
+from edgeport.model.load import CLASSIFIER_TASKS, PAIR_TASKS, Task, task_from_config
 from edgeport.recipe import DataSpec, Recipe
 from edgeport.runs import MANIFEST, RunDir, atomic_dir, cache_key, code_version, hash_path, mark_stage, read_json, \
     stage_is_current, write_json
@@ -40,9 +41,10 @@ class Inputs:
     budget_data: Records | None = None
 
 
-def read_inputs(recipe: Recipe) -> Inputs:
+def read_inputs(recipe: Recipe, task: str | None = None) -> Inputs:
     """The recipe's targets (available here, options typed and valid) and data files, read
-    and checked before any work starts."""
+    and checked before any work starts; ``task`` (when known) picks the built-in calibration
+    set (sentence pairs for pair models) and checks that pair models get pairs."""
     targets = [registry.get(name) for name in registry.parse_list(recipe.targets)]
     options = registry.options_for(targets, recipe.target_options)
     for target in targets:
@@ -51,20 +53,39 @@ def read_inputs(recipe: Recipe) -> Inputs:
             raise TargetUnavailableError(f"target '{target.name}' cannot be built here: {availability.reason}",
                                          hint=availability.how_to_get)
     spec = recipe.calibration
-    calib = builtin_texts("calibration") if spec.data is None else _records(spec.data, need_labels=False)
+    if spec.data is None:
+        calib = builtin_texts("calibration-pairs" if task in PAIR_TASKS else "calibration")
+    else:
+        calib = _records(spec.data, need_labels=False, task=task)
     calib = sample(calib, spec.size, spec.seed)
-    evaluation = _records(recipe.eval, need_labels=True) if recipe.eval else None
+    evaluation = _records(recipe.eval, need_labels=True, task=task) if recipe.eval else None
     budget_data = None
     if recipe.budget.data is not None:
         if evaluation is None:
             raise UsageError("--budget-data chooses fallback layers on labelled data that the eval data then "
                              "grades; give --eval too", hint="or drop --budget-data")
-        budget_data = _records(recipe.budget.data, need_labels=True)
+        budget_data = _records(recipe.budget.data, need_labels=True, task=task)
     return Inputs(targets, options, calib, evaluation, budget_data)
 
 
-def _records(spec: DataSpec, need_labels: bool) -> Records:
-    return records_from_file(spec.path, spec.text_column, spec.label_column, need_labels=need_labels)
+def _records(spec: DataSpec, need_labels: bool, task: str | None = None) -> Records:
+    records = records_from_file(spec.path, spec.text_column, spec.label_column, need_labels=need_labels,
+                                text_pair_column=spec.text_pair_column)
+    if task in PAIR_TASKS and records.pairs is None:
+        raise DataFileError(f"{task} models read two texts per example; '{spec.path}' was read as single texts",
+                            hint="name the second text's column with --text-pair-column")
+    if task is not None and task not in PAIR_TASKS and records.pairs is not None:
+        raise UsageError(f"--text-pair-column gives pairs, but this model's task is {task}",
+                         hint="for a sequence classifier fed pairs, use --task text-pair-classification")
+    return records
+
+
+def task_with_pairs(recipe: Recipe, detected: str) -> str:
+    """A sequence classifier given pair data (a pair column) is a pair classifier."""
+    specs = [s for s in (recipe.eval, recipe.calibration.data) if s is not None]
+    if recipe.task is None and detected == "text-classification" and any(s.text_pair_column for s in specs):
+        return "text-pair-classification"
+    return detected
 
 
 @dataclass
@@ -80,22 +101,28 @@ class Source:
     reference_runner: Runner
     info: dict
     id2label: dict | None = None
+    output_names: tuple[str, ...] = ()  # every output in order; empty: just output_name
+
+    def __post_init__(self):
+        if not self.output_names:
+            self.output_names = (self.output_name,)
 
 
-def source_from_model(run: RunDir, ref: str, opset: int, ui: UI, trust_pickle: bool = False) -> Source:
+def source_from_model(run: RunDir, ref: str, opset: int, ui: UI, trust_pickle: bool = False,
+                      task: str | None = None) -> Source:
     from edgeport.model.torch_runner import TorchRunner
-    from edgeport.model.wrappers import OUTPUT_NAME
+    from edgeport.model.wrappers import OUTPUT_NAME, OUTPUT_NAMES
     from edgeport.stages.model import model_info, prepare_model, prepare_onnx
 
     with ui.step(f"loading {ref}"):
-        loaded, cached = prepare_model(run, ref, trust_pickle)
+        loaded, cached = prepare_model(run, ref, trust_pickle, task)
     ui.info(f"model: {loaded.family.name} {loaded.task}" + (" (cached)" if cached else ""))
     with ui.step("exporting ONNX and checking parity"):
         manifest, cached = prepare_onnx(run, loaded, opset)
     ui.info(f"onnx: parity max abs {manifest['parity']['max_abs']:.2e}" + (" (cached)" if cached else ""))
     return Source(ref, run.onnx_path, run.model_dir, loaded.family.inputs, OUTPUT_NAME[loaded.task], loaded.task,
                   loaded.family, loaded.tokenizer, TorchRunner(loaded), model_info(ref, loaded, run.model_dir),
-                  getattr(loaded.model.config, "id2label", None))
+                  getattr(loaded.model.config, "id2label", None), OUTPUT_NAMES[loaded.task])
 
 
 REEXPORT = "re-export it, or check that the file was copied completely"
@@ -143,7 +170,7 @@ def _check_opset(model, path: Path) -> None:
                              f"{newest}", hint="export it with an older opset (edgeport exports with 17)")
 
 
-def _onnx_signature(path: Path) -> tuple[tuple[str, ...], str, int, list[str]]:
+def _onnx_signature(path: Path) -> tuple[tuple[str, ...], tuple[str, ...], int, list[str]]:
     import onnx
 
     try:
@@ -164,7 +191,7 @@ def _onnx_signature(path: Path) -> tuple[tuple[str, ...], str, int, list[str]]:
     if not model.graph.output:
         raise CorruptOnnxError(f"'{path}' has no outputs", hint=REEXPORT)
     params = sum(int(np.prod(t.dims)) for t in model.graph.initializer)
-    return inputs, model.graph.output[0].name, params, external
+    return inputs, tuple(o.name for o in model.graph.output), params, external
 
 
 def _reference_runner(path: Path):
@@ -179,13 +206,15 @@ def _reference_runner(path: Path):
                                hint=REEXPORT) from exc
 
 
-def source_from_onnx(run: RunDir, onnx_file: Path, tokenizer_dir: Path, ui: UI) -> Source:
+def source_from_onnx(run: RunDir, onnx_file: Path, tokenizer_dir: Path, ui: UI, task: str | None = None
+                     ) -> Source:
     from edgeport.model.load import load_tokenizer, read_config
 
     onnx_file = Path(onnx_file)
     if not onnx_file.is_file():
         raise ModelNotFoundError(f"ONNX file '{onnx_file}' does not exist", hint="check the path")
-    inputs, output, params, external = _onnx_signature(onnx_file)
+    inputs, outputs, params, external = _onnx_signature(onnx_file)
+    output = outputs[0]
     check_onnx(onnx_file)
     if not Path(tokenizer_dir).is_dir():
         raise ModelNotFoundError(f"tokenizer folder '{tokenizer_dir}' does not exist",
@@ -193,9 +222,8 @@ def source_from_onnx(run: RunDir, onnx_file: Path, tokenizer_dir: Path, ui: UI) 
     tokenizer = load_tokenizer(Path(tokenizer_dir), "tokenizer folder")
     config_file = Path(tokenizer_dir) / "config.json"
     config = read_config(Path(tokenizer_dir)) if config_file.is_file() else {}
-    family = family_for(config["model_type"]) if "model_type" in config else None
-    task: Task = "text-classification" if output == "logits" or task_from_config(config) == "text-classification" \
-        else "feature-extraction"
+    family = family_for(config["model_type"], config) if "model_type" in config else None
+    task = task or _task_of_onnx(outputs, config)
     reference = _reference_runner(onnx_file)
     key = cache_key(stage="onnx-in", onnx=hash_path(onnx_file), edgeport=code_version(),
                     external={name: hash_path(onnx_file.parent / name) for name in external})
@@ -209,16 +237,27 @@ def source_from_onnx(run: RunDir, onnx_file: Path, tokenizer_dir: Path, ui: UI) 
             mark_stage(tmp, key)
     info = {"ref": str(onnx_file), "task": task, "family": family.name if family else "unknown",
             "parameters": params, "size_mb": round(onnx_file.stat().st_size / 1e6, 3), "sha256": hash_path(onnx_file)}
-    ui.info(f"onnx: {onnx_file} ({', '.join(inputs)} -> {output}); reference: the fp32 ONNX graph itself")
+    ui.info(f"onnx: {onnx_file} ({', '.join(inputs)} -> {', '.join(outputs)}); "
+            "reference: the fp32 ONNX graph itself")
     return Source(str(onnx_file), run.onnx_path, None, inputs, output, task, family, tokenizer,
-                  reference, info, config.get("id2label"))
+                  reference, info, config.get("id2label"), outputs)
+
+
+def _task_of_onnx(outputs: tuple[str, ...], config: dict) -> Task:
+    """An ONNX file's task: from the config beside its tokenizer, else from its output names."""
+    from_config = task_from_config(config) if config else "feature-extraction"
+    if from_config != "feature-extraction":
+        return from_config
+    if outputs[:2] == ("start_logits", "end_logits"):
+        return "question-answering"
+    return "text-classification" if outputs[0] == "logits" else "feature-extraction"
 
 
 def source_from_run(run: RunDir) -> Source:
     """The source of an existing run folder: its model copy and its ONNX graph, as they are."""
     from edgeport.model.load import model_from_path
     from edgeport.model.torch_runner import TorchRunner
-    from edgeport.model.wrappers import OUTPUT_NAME
+    from edgeport.model.wrappers import OUTPUT_NAME, OUTPUT_NAMES
 
     if not (run.model_dir / "config.json").is_file() or not run.onnx_path.is_file():
         raise InputError(f"'{run.root}' has no model/ and onnx/ stages",
@@ -227,12 +266,13 @@ def source_from_run(run: RunDir) -> Source:
     info = read_json(run.results_path)["model"] if run.results_path.is_file() else {"sha256": hash_path(run.model_dir)}
     return Source(info.get("ref", str(run.root)), run.onnx_path, run.model_dir, loaded.family.inputs,
                   OUTPUT_NAME[loaded.task], loaded.task, loaded.family, loaded.tokenizer, TorchRunner(loaded), info,
-                  getattr(loaded.model.config, "id2label", None))
+                  getattr(loaded.model.config, "id2label", None), OUTPUT_NAMES[loaded.task])
 
 
 def calibration_of(inputs: Inputs, source: Source) -> CalibrationSet:
     """The calibration texts, tokenized the way the source model expects."""
-    return CalibrationSet(inputs.calibration.source, inputs.calibration.texts, source.tokenizer, source.input_names)
+    return CalibrationSet(inputs.calibration.source, inputs.calibration.texts, source.tokenizer, source.input_names,
+                          inputs.calibration.pairs)
 
 
 def model_facts(source: Source) -> ModelFacts:
@@ -240,4 +280,4 @@ def model_facts(source: Source) -> ModelFacts:
     return ModelFacts(task=source.task, family=source.family.name if source.family else None,
                       vocab_size=getattr(source.tokenizer, "vocab_size", None), model_sha256=source.info.get("sha256"),
                       id2label={str(k): str(v) for k, v in source.id2label.items()}
-                      if source.task == "text-classification" and source.id2label else None)
+                      if source.task in CLASSIFIER_TASKS and source.id2label else None)

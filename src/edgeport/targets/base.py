@@ -58,6 +58,11 @@ class BuildContext:
     options: TargetOptions = field(default_factory=TargetOptions)
     model: ModelFacts = field(default_factory=ModelFacts)
     keep_fp: tuple[str, ...] = ()
+    output_names: tuple[str, ...] = ()  # every output in order (question answering has two); default: output_name
+
+    def __post_init__(self):
+        if not self.output_names:
+            object.__setattr__(self, "output_names", (self.output_name,))
 
     def keeping(self, keep_fp: tuple[str, ...]) -> "BuildContext":
         return replace(self, keep_fp=tuple(keep_fp))
@@ -76,9 +81,18 @@ class Target(ABC):
     artifact_format: str = ""  # what the device agent loads: onnx | openvino | tflite | ...
     experimental: str | None = None  # why its results on transformers are not yet to be relied on
     Options: ClassVar[type[TargetOptions]] = TargetOptions
+    # model families (Family.name) or tasks this target cannot handle -> why (measured, not guessed)
+    unsupported: ClassVar[dict[str, str]] = {}
 
     @abstractmethod
     def check(self) -> Availability: ...
+
+    def supports(self, family: str | None, task: str) -> Availability:
+        """Whether this target handles a model of ``family`` for ``task`` (said before building)."""
+        for key in (family, task):
+            if key and key in self.unsupported:
+                return Availability(False, f"{self.name} cannot handle {key} models: {self.unsupported[key]}")
+        return Availability(True)
 
     def prepare(self, ctx: BuildContext) -> Any:
         """Work shared by every build of this context whatever layers are kept (e.g. one
@@ -111,10 +125,6 @@ class Target(ABC):
     def native_benchmark(self) -> NativeBenchmark | None:
         """The device-native tool that benchmarks this target's artifacts, if any (else the
         device agent does)."""
-        return None
-
-    def refusal(self, task: str | None, family: str | None) -> str | None:
-        """Why this target cannot handle a model of this task and family (None: it can)."""
         return None
 
 

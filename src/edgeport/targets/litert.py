@@ -114,7 +114,8 @@ class LiteRtRunner(Runner):
                          (self.backend.batch, longest) if longest < DEFAULT_MAX_LENGTH else None)
 
     def _infer_impl(self, feeds):
-        return self.backend.run(feeds)
+        outputs = self.backend.run_all(feeds)
+        return outputs if len(outputs) > 1 else outputs[0]
 
     def info(self) -> dict:
         return {"buckets": list(self.backend.buckets)}
@@ -154,7 +155,8 @@ class _LiteRtTarget(Target):
         built = self._quantize(ctx, fp32, out / MODEL_FILE, shape)
         fp32.unlink(missing_ok=True) if (out / MODEL_FILE).exists() else fp32.rename(out / MODEL_FILE)
         lengths = ctx.options.lengths()
-        signature = {"key": SIGNATURE, "inputs": {n: "int32" for n in ctx.input_names}, "outputs": ["output_0"],
+        signature = {"key": SIGNATURE, "inputs": {n: "int32" for n in ctx.input_names},
+                     "outputs": [f"output_{i}" for i in range(len(ctx.output_names))],
                      "buckets": lengths, "keys": {str(n): signature_key(n, lengths[-1]) for n in lengths}}
         return Built([MODEL_FILE], built.strategy, built.precision, calibration=built.calibration,
                      fixed_shape=list(shape), signature=signature, details=built.details)

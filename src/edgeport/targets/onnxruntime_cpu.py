@@ -47,6 +47,8 @@ class OrtRunner(Runner):
         super().__init__(self.backend.input_names)
 
     def _infer_impl(self, feeds):
+        if len(self.session.get_outputs()) > 1:  # several outputs (question answering): all, in order
+            return self.session.run(None, feeds)
         return self.backend.run(feeds)
 
 

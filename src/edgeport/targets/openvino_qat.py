@@ -36,6 +36,8 @@ def fine_tune(student, teacher, feeds: list[dict], steps: int, lr: float) -> dic
     """Fit the fake-quantized student to the fp32 teacher's outputs; first and last losses."""
     import torch
 
+    from edgeport.model.wrappers import stacked
+
     optimizer = torch.optim.AdamW([p for p in student.parameters() if p.requires_grad], lr=lr)
     student.train()
     losses = []
@@ -43,7 +45,7 @@ def fine_tune(student, teacher, feeds: list[dict], steps: int, lr: float) -> dic
         feed = feeds[step % len(feeds)]
         with torch.no_grad():
             target = teacher(**feed)
-        loss = torch.nn.functional.mse_loss(student(**feed), target)
+        loss = torch.nn.functional.mse_loss(stacked(student(**feed)), stacked(target))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -89,7 +91,8 @@ class OpenVinoInt8Qat(OpenVinoInt8):
         training = fine_tune(student, teacher, feeds, steps, lr)
         shapes = [ov.PartialShape([-1, -1])] * len(ctx.input_names)
         model = ov.convert_model(student, example_input=singles[0], input=list(zip(ctx.input_names, shapes)))
-        model.outputs[0].get_tensor().set_names({ctx.output_name})
+        for output, name in zip(model.outputs, ctx.output_names):
+            output.get_tensor().set_names({name})
         ov.save_model(model, str(out / MODEL_XML), compress_to_fp16=False)
         return Built(FILES, "nncf torch fake-quant fine-tuning (QAT) -> openvino int8 IR", {"default": "int8"},
                      runtime_config=runtime_config(ctx.options), calibration=ctx.calibration.summary(),

@@ -38,6 +38,18 @@ class TargetInfo:
     availability: Availability
     options: dict  # key -> {"type", "default", "help"}
     experimental: str | None = None
+    handles: Availability | None = None  # whether it handles a given model's family and task
+
+
+def check_supports(targets: list[Target], family: str | None, task: str) -> None:
+    """Refuse, before any work, a target that cannot handle this family or task."""
+    from edgeport.errors import TargetUnsupportedError
+
+    for target in targets:
+        verdict = target.supports(family, task)
+        if not verdict.available:
+            raise TargetUnsupportedError(verdict.reason, hint="drop it from --target; `edgeport targets --model "
+                                                              "MODEL` lists what handles this model")
 
 
 def names() -> list[str]:
@@ -104,11 +116,15 @@ def options_for(targets: list[Target], raw: dict[str, dict]) -> dict[str, Target
     return typed
 
 
-def describe_all() -> list[TargetInfo]:
+def describe_all(family: str | None = None, task: str | None = None) -> list[TargetInfo]:
+    """Every target with its availability here and its options; with a model's ``family`` and
+    ``task``, also whether it handles that model."""
     infos = []
     for name in BUILTIN:
         target = get(name)
-        infos.append(TargetInfo(name, target.runtime, target.check(), option_table(target.Options), target.experimental))
+        handles = target.supports(family, task) if task else None
+        infos.append(TargetInfo(name, target.runtime, target.check(), option_table(target.Options),
+                                target.experimental, handles))
     for name, (runtime, reason) in PLANNED.items():
         infos.append(TargetInfo(name, runtime, Availability(False, reason), {}))
     return infos
