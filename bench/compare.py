@@ -270,7 +270,7 @@ def main() -> int:
         "minilm": {"macs_per_inference_b1": macs_per_inference(minilm_dir),
                    "rows": table_rows(emb, peak, macs_per_inference(minilm_dir), lambda r: {
                        "mean_cosine": r["fidelity"]["mean_cosine"], "cosine_source": r["fidelity"].get("source")})},
-        "sst2": {"macs_per_inference_b1": macs_per_inference(SST2_MODEL), "eval": str(SST2_DEV.relative_to(ROOT.parent)),
+        "sst2": {"macs_per_inference_b1": macs_per_inference(SST2_MODEL), "eval": f"../{SST2_DEV.relative_to(ROOT.parent)}",
                  "rows": table_rows(sst, peak, macs_per_inference(SST2_MODEL), lambda r: {
                      "accuracy": r["accuracy"].artifact, "label_agreement": r["accuracy"].label_agreement,
                      "accuracy_samples": r["accuracy"].samples})},
