@@ -11,7 +11,9 @@ Runs the issue's command on the SST-2 classifier, as a user would::
 half of dev.tsv, the results report on the other half), then measures the same artifacts'
 label agreement with fp32 on ~2,000 SST-2 train sentences that nothing chose on: disjoint
 from the calibration sample and from dev.tsv, at least --min-words words long (train.tsv also
-holds short phrases), drawn with a seed.
+holds short phrases), drawn with a seed. Caveat: the classifier was fine-tuned on train.tsv
+(1 epoch), so fp32 is more confident on these sentences than on new text, which can make
+agreement there optimistic; they are the only labelled SST-2 text here outside dev.tsv.
 
     python bench/sst2_budget.py [--unseen 2000] [--min-words 10] [--seed 1]
 
