@@ -5,6 +5,7 @@ in the README between ``<!-- bench:NAME -->`` markers)."""
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import sys
 import time
@@ -13,6 +14,7 @@ from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results"
 ROOT = Path(__file__).resolve().parents[1]
+LOAD_AT_START = os.getloadavg()  # the machine's load when the bench script started (shared machines)
 
 
 def command_line(argv: list[str] | None = None) -> str:
@@ -32,6 +34,7 @@ def provenance(argv: list[str] | None = None) -> dict:
     from edgeport.runs import tool_versions
 
     return {"command": command_line(argv), "date": time.strftime("%Y-%m-%d"), "machine": cpu_info(),
+            "load_average_1min": {"start": round(LOAD_AT_START[0], 1), "end": round(os.getloadavg()[0], 1)},
             "tools": {"python": sys.version.split()[0], **tool_versions()}}
 
 
@@ -64,5 +67,7 @@ def provenance_line(document: dict, script: str | None = None) -> str:
     tools = p.get("tools", {})
     shown = ", ".join(f"{k} {tools[k]}" for k in ("torch", "onnxruntime", "openvino", "nncf", "ai-edge-litert")
                       if k in tools)
+    load = p.get("load_average_1min")
+    busy = f"; load average {load['start']} at the start, {load['end']} at the end" if load else ""
     return (f"Measured by `{p['command']}` on {p['date']}, {m['model']} ({m['cores']} cores"
-            f"{', ' + ', '.join(m['int8_flags']) if m.get('int8_flags') else ''}); {shown}.")
+            f"{', ' + ', '.join(m['int8_flags']) if m.get('int8_flags') else ''}{busy}); {shown}.")
