@@ -8,7 +8,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.edgeport-installed
 
-.PHONY: setup setup-tensorrt test-venvs demo test bench bench-x86 bench-int8 bench-ssh bench-compress system-deps clean
+.PHONY: setup setup-tensorrt test-venvs demo test bench bench-x86 bench-int8 bench-ssh bench-budget bench-compress readme-check system-deps clean
 
 setup: $(STAMP)
 
@@ -56,9 +56,17 @@ bench: setup
 bench-x86 bench-int8 bench-ssh: setup
 	$(BIN)/python bench/$(subst bench-x86,x86_targets,$(subst bench-int8,int8_budget,$(subst bench-ssh,ssh_vs_local,$@))).py
 
+# The budget's reported agreement vs agreement on SST-2 sentences nothing chose on (needs ../shared).
+bench-budget: setup
+	$(BIN)/python bench/sst2_budget.py
+
 # Compression techniques alone and combined on the SST-2 classifier (needs ../shared; ~1 h here).
 bench-compress: setup
 	$(BIN)/python bench/compression.py
+
+# The README's measured tables, re-rendered from bench/results/*.json: fails when they differ.
+readme-check: setup
+	$(BIN)/python bench/readme.py --check
 
 clean:
 	rm -rf $(VENV) $(MODELOPT_VENV) .test-venvs runs

@@ -23,13 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
-
-from _results import write_results
-from edgeport.devices.local_profile import profile_local
-from edgeport.recipe import recipe_from_dict
-from edgeport.stages.flow import run_export
-from edgeport.ui import UI, quiet_libraries
+from _results import provenance_line, write_results
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
@@ -64,7 +58,12 @@ def _recipe(steps: list | None, target: str, options: dict) -> dict:
     return data
 
 
-def build(work: Path, only: set[str] | None, ui: UI) -> list[dict]:
+def build(work: Path, only: set[str] | None, ui) -> list[dict]:
+    import yaml
+
+    from edgeport.recipe import recipe_from_dict
+    from edgeport.stages.flow import run_export
+
     combined = yaml.safe_load(COMBINED.read_text())
     combined.update({"model": str(MODEL), "profile": {"enabled": False}})
     plans = {"combined: recipes/sst2-16x.yaml": combined}  # first: the longest, and the one the bars are about
@@ -74,16 +73,17 @@ def build(work: Path, only: set[str] | None, ui: UI) -> list[dict]:
         if only and not any(key in name for key in only):
             continue
         started = time.perf_counter()
-        doc = run_export(recipe_from_dict(data), work / f"v{number}", ui)
-        (target, entry), = doc["targets"].items()
-        comp = doc.get("compression") or {}
-        original = (comp.get("before") or {}).get("accuracy", entry["accuracy"]["fp32"] * 100)  # in points
-        rows.append({"name": name, "target": target, "folder": Path(entry["artifact"]), "size_mb": entry["size_mb"],
-                     "parameters": doc["model"]["parameters"], "accuracy": entry["accuracy"]["artifact"] * 100,
-                     "fp32_accuracy": original, "agreement": entry["accuracy"]["label_agreement"],
+        results = run_export(recipe_from_dict(data), work / f"v{number}", ui)
+        (target, entry), = results.targets.items()
+        comp = results.compression or {}
+        original = (comp.get("before") or {}).get("accuracy", entry.accuracy.fp32 * 100)  # in points
+        rows.append({"name": name, "target": target, "folder": Path(entry.artifact), "size_mb": entry.size_mb,
+                     "parameters": results.model.parameters, "accuracy": entry.accuracy.artifact * 100,
+                     "fp32_accuracy": original, "agreement": entry.accuracy.label_agreement,
+                     "accuracy_source": entry.accuracy.source, "accuracy_samples": entry.accuracy.samples,
                      "seconds_this_run": time.perf_counter() - started,
                      "compress_seconds": sum(p["seconds"] for p in comp.get("passes", [])),
-                     "build_seconds": entry.get("build_seconds") or 0.0,
+                     "build_seconds": entry.build_seconds or 0.0,
                      "passes": [p["op"] for p in comp.get("passes", [])], "p50": []})
     return rows
 
@@ -97,6 +97,10 @@ def main() -> int:
     args = parser.parse_args()
     if not MODEL.is_dir():
         raise SystemExit(f"{MODEL} is missing: this benchmark needs ../shared beside the checkout")
+    from edgeport.devices.local_profile import profile_local
+    from edgeport.recipe import ProfileSpec
+    from edgeport.ui import UI, quiet_libraries
+
     quiet_libraries()
     ui = UI()
     rows = build(args.work, set(args.only.split(",")) if args.only else None, ui)
@@ -104,32 +108,43 @@ def main() -> int:
     # the original model as a run copied it (model folder + the agent's manifest): the baseline
     original_dir = next(row["folder"].parents[1] / "model" for row in rows if not row["passes"])
     base_p50 = []
+    spec = ProfileSpec(runs=args.runs, warmup=20)
     for r in range(args.rounds):
         ui.info(f"round {r + 1}/{args.rounds}: PyTorch fp32 eager")
-        base_p50.append(profile_local(original_dir, runs=args.runs, warmup=20)["latency_ms"]["p50"])
+        base_p50.append(profile_local(original_dir, spec).latency_ms.p50)
         for row in rows:
             ui.info(f"round {r + 1}/{args.rounds}: {row['name']}")
-            row["p50"].append(profile_local(row["folder"], runs=args.runs, warmup=20)["latency_ms"]["p50"])
+            row["p50"].append(profile_local(row["folder"], spec).latency_ms.p50)
     base = statistics.median(base_p50)
     original = rows[0]["fp32_accuracy"]
-    md = [f"SST-2 classifier (MiniLM-L6, fp32 weights {weights_mb:.1f} MB, dev accuracy {original:.2f}), batch 1 x 128, "
-          f"{args.rounds} rounds x {args.runs} runs, {time.strftime('%Y-%m-%d')}; PyTorch fp32 eager p50 "
-          f"{base:.2f} ms ({min(base_p50):.2f}–{max(base_p50):.2f})", "",
-          "| variant | parameters | size MB | × smaller | p50 ms (spread) | × faster | dev acc | Δ points | agree "
-          "| compress s | target build s |",
-          "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for row in rows:
         row["p50_median"] = statistics.median(row["p50"])
         row["smaller"], row["faster"] = weights_mb / row["size_mb"], base / row["p50_median"]
         row["drop_points"] = round(original - row["accuracy"], 2)
-        md.append(f"| {row['name']} | {row['parameters'] / 1e6:.2f}M | {row['size_mb']:.2f} | {row['smaller']:.1f} | "
-                  f"{row['p50_median']:.2f} ({min(row['p50']):.2f}–{max(row['p50']):.2f}) | {row['faster']:.1f} | "
-                  f"{row['accuracy']:.2f} | {-row['drop_points']:+.2f} | {row['agreement']:.1%} | "
-                  f"{row['compress_seconds']:.0f} | {row['build_seconds']:.0f} |")
-    document = {"date": time.strftime("%Y-%m-%d"), "baseline_p50_ms": base_p50, "weights_mb": weights_mb,
-                "fp32_accuracy": original, "rows": rows}
-    write_results("compression", document, md)
+    document = {"date": time.strftime("%Y-%m-%d"), "rounds": args.rounds, "runs": args.runs,
+                "baseline_p50_ms": base_p50, "weights_mb": weights_mb, "fp32_accuracy": original, "rows": rows}
+    write_results("compression", document, render)
     return 0
+
+
+def render(document: dict) -> list[str]:
+    base_p50 = document["baseline_p50_ms"]
+    base = statistics.median(base_p50)
+    rounds = document.get("rounds", len(base_p50))
+    runs = f" x {document['runs']} runs" if document.get("runs") else ""
+    lines = [provenance_line(document, "bench/compression.py"), "",
+             f"SST-2 classifier (MiniLM-L6, fp32 weights {document['weights_mb']:.1f} MB, dev accuracy "
+             f"{document['fp32_accuracy']:.2f}), batch 1 x 128, {rounds} rounds{runs}, {document['date']}; "
+             f"PyTorch fp32 eager p50 {base:.2f} ms ({min(base_p50):.2f}–{max(base_p50):.2f})", "",
+             "| variant | parameters | size MB | × smaller | p50 ms (spread) | × faster | dev acc | Δ points | agree "
+             "| compress s | target build s |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for row in document["rows"]:
+        lines.append(f"| {row['name']} | {row['parameters'] / 1e6:.2f}M | {row['size_mb']:.2f} | {row['smaller']:.1f} | "
+                     f"{row['p50_median']:.2f} ({min(row['p50']):.2f}–{max(row['p50']):.2f}) | {row['faster']:.1f} | "
+                     f"{row['accuracy']:.2f} | {-row['drop_points']:+.2f} | {row['agreement']:.1%} | "
+                     f"{row['compress_seconds']:.0f} | {row['build_seconds']:.0f} |")
+    return lines
 
 
 if __name__ == "__main__":
