@@ -17,9 +17,10 @@ self-contained — relative imports only, nothing else of edgeport — so that
 - the target runners that verification uses (``targets/*``) wrap the same backends
   (``backends.py``): what is verified is the runtime call users make;
 - the device agent (``devices/agent.py``, which must stay one stdlib-only file) times real
-  requests with ``--texts FILE`` by loading this very package by path — from a copy pushed
-  beside it (``edgeport_runtime/``) or, locally, from the installed edgeport — instead of a
-  second implementation of tokenization, batching and bucket routing;
+  requests with ``--texts FILE`` by loading this very package by path — from a copy beside it
+  (``edgeport_runtime/``; devices/remote_profile.py does not push one yet) or, locally, from
+  the installed edgeport — instead of a second implementation of tokenization, batching and
+  bucket routing;
 - it imports in an environment where edgeport was installed without its build extras.
 
 Modules: ``text`` (tokenizer.json -> padded feeds), ``backends`` (one per runtime),
