@@ -139,7 +139,7 @@ def render(document: dict) -> list[str]:
         lines.append(
             f"| {row['target']}{met} | {len(row['fp32_layers'])} | {share} | {sel.get('source', '–')} "
             f"({sel.get('samples', '–')}) | {rep['source']} ({rep['samples']}) | {rep['label_agreement']:.2%}, "
-            f"{rep['accuracy']:.2%} ({-rep['drop_points']:+.2f}) | {uns['label_agreement']:.2%} ({uns['samples']}) "
+            f"{rep['accuracy']:.2%} ({0.0 - rep['drop_points']:+.2f}) | {uns['label_agreement']:.2%} ({uns['samples']}) "
             f"| {row['gap_points']:+.2f} |")
     lines.append("")
     for row in document["rows"]:

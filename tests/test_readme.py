@@ -21,7 +21,7 @@ def _check(readme: Path, *extra: str) -> subprocess.CompletedProcess:
 
 def test_committed_readme_matches_its_result_documents():
     blocks = BLOCK.findall(README.read_text())
-    assert {name for name, _ in blocks} >= {"sst2_budget", "compression"}
+    assert {name for name, _ in blocks} >= {"sst2_budget", "compression", "ssh_vs_local"}
     for name, body in blocks:
         assert (ROOT / "bench" / "results" / f"{name}.json").is_file(), name
         assert body.strip(), f"block {name} is empty"
