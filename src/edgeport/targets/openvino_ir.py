@@ -118,9 +118,6 @@ class _OpenVinoTarget(Target):
 class OpenVinoFp16(_OpenVinoTarget):
     name = "openvino-fp16"
     precision = "fp16"
-    unsupported = {"modernbert": "its fp16 IR of ModernBERT gave NaN outputs at padded positions (measured on a "
-                                 "tiny ModernBERT: NaN mean-pooled embeddings); "
-                                 "use openvino-int8 or onnx-fp32"}
 
     def _build_impl(self, ctx: BuildContext, out: Path, prepared) -> Built:
         import openvino as ov
