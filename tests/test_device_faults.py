@@ -94,14 +94,14 @@ def test_exec_copy_round_trip_is_byte_exact(sshd_without_sftp, tmp_path):
     64 KiB block) arrives unchanged, into a path with spaces and quotes."""
     import os
 
-    from edgeport.devices.catalog import resolve
+    from edgeport.devices.catalog import Connection, resolve
     from edgeport.devices.transports import open_transport
 
     payload = bytes(range(256)) * 1000 + os.urandom(70_000)
     local = tmp_path / "payload.bin"
     local.write_bytes(payload)
-    ref = resolve(sshd_without_sftp.url, identity=str(sshd_without_sftp.client_key),
-                  known_hosts=str(sshd_without_sftp.known_hosts))
+    ref = resolve(sshd_without_sftp.url, Connection(identity=str(sshd_without_sftp.client_key),
+                                                    known_hosts=str(sshd_without_sftp.known_hosts)))
     remote_dir = tmp_path / "it's a dir; $(x)"
     remote_dir.mkdir()
     with open_transport(ref) as transport:
@@ -164,7 +164,7 @@ def test_run_that_takes_too_long_stops_on_the_device(sshd, run_folder, run_cli, 
 
     from edgeport.devices import remote_profile
 
-    monkeypatch.setattr(remote_profile, "_timeout", lambda spec: 3.0)
+    monkeypatch.setattr(remote_profile, "timeout_for", lambda spec: 3.0)
     results = (run_folder / "results.json").read_text()
     before = _leftovers()
     started = time.monotonic()
@@ -180,11 +180,11 @@ def test_a_command_past_its_timeout_is_cut_off(sshd):
     """The transport's own timeout, for a command that never ends (here `sleep`)."""
     import time
 
-    from edgeport.devices.catalog import resolve
+    from edgeport.devices.catalog import Connection, resolve
     from edgeport.devices.transports import open_transport
     from edgeport.errors import DeviceTimeoutError
 
-    ref = resolve(sshd.url, identity=str(sshd.client_key), known_hosts=str(sshd.known_hosts))
+    ref = resolve(sshd.url, Connection(identity=str(sshd.client_key), known_hosts=str(sshd.known_hosts)))
     with open_transport(ref) as transport:
         started = time.monotonic()
         with pytest.raises(DeviceTimeoutError, match="'sleep' took longer than 1 s"):

@@ -34,7 +34,8 @@ def export_program(loaded: LoadedModel, path: Path) -> str:
 
     module = task_module(loaded)
     example = {name: torch.ones((2, 16), dtype=torch.long) for name in loaded.family.inputs}
-    batch, sequence = torch.export.Dim("batch", min=1, max=1024), torch.export.Dim("sequence", min=2, max=512)
+    longest = int(getattr(loaded.model.config, "max_position_embeddings", 512) or 512)
+    batch, sequence = torch.export.Dim("batch", min=1, max=1024), torch.export.Dim("sequence", min=2, max=longest)
     dynamic = {name: {0: batch, 1: sequence} for name in loaded.family.inputs}
     program = torch.export.export(module, args=(), kwargs=example, dynamic_shapes=dynamic)
     torch.export.save(program, str(path))
