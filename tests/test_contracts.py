@@ -16,8 +16,8 @@ SRC = Path(__file__).parents[1] / "src" / "edgeport"
 
 @pytest.mark.parametrize("option,words", [
     ("onnx-int8.mdoe=static", ["onnx-int8.mdoe is not an option", "mode (", "method ("]),
-    ("openvino-int4.group_size=abc", ["openvino-int4.group_size is invalid", "group_size (int"]),
-    ("onnx-int8.mode=fast", ["onnx-int8.mode is invalid", "'dynamic' or 'static'"]),
+    ("openvino-int4.group_size=abc", ["openvino-int4.group_size = 'abc' is invalid", "group_size (int"]),
+    ("onnx-int8.mode=fast", ["onnx-int8.mode = 'fast' is invalid", "'dynamic' or 'static'"]),
     ("openvino-int8.source=torch", ["openvino-int8, which is not among the run's targets"]),
 ])
 def test_bad_target_options_are_refused_before_any_work(tmp_path, run_cli, option, words):

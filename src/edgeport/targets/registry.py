@@ -111,7 +111,8 @@ def options_for(targets: list[Target], raw: dict[str, dict]) -> dict[str, Target
         except ValidationError as exc:
             first = exc.errors()[0]
             key = ".".join(str(p) for p in first["loc"]) or name
-            what = "is not an option" if first["type"] == "extra_forbidden" else f"is invalid: {first['msg']}"
+            what = "is not an option" if first["type"] == "extra_forbidden" else \
+                f"= {first.get('input')!r} is invalid: {first['msg']}"
             raise UsageError(f"--option {name}.{key} {what}", hint=_describe_options(target)) from None
     return typed
 
