@@ -6,19 +6,16 @@ TensorFlow) in seconds; ai-edge-quantizer quantizes the result. onnx2tf needed a
 workaround, took minutes and crashed on integer inputs when quantizing, so it is not used.
 
 - fp32: the converted graph. fp16: weights cast to fp16 (FLOAT_CASTING), compute in fp32.
-- int8: dynamic range: per-channel int8 weights, activations quantized at run time
-  (measured: mean cosine 0.9975, 2.7 ms vs 7.6 ms fp32 at 1 x 128 on 2 threads).
+- int8: dynamic range: per-channel int8 weights, activations quantized at run time.
 - int8-full: int8 weights and activations from a representative dataset (the calibration
   texts), for integer-only accelerators; the accuracy budget keeps sensitive layers float.
-  Measured on MiniLM (mean cosine vs fp32): every op in int8 gives 0.56-0.69 whatever
-  layers fall back, because the ops between the layers break it. With int8 only on
-  FULLY_CONNECTED/BATCH_MATMUL it is 0.955; adding ADD (residuals, attention mask) alone
-  drops it to 0.44, MEAN 0.28 and SQUARED_DIFFERENCE 0.54 (LayerNorm), MUL 0.84 (GELU,
-  SOFTMAX, RSQRT, SUB, SUM, DIV alone cost nothing, but even with ADD/MUL/MEAN/
-  SQUARED_DIFFERENCE float the rest together still give 0.56). Option ``int8_ops`` (e.g.
-  ``FULLY_CONNECTED,BATCH_MATMUL``) restricts int8 to those op types, the rest stays float
+  Experimental for transformers: with every op in int8, BERT-style models lose most of their
+  fidelity whatever layers fall back, because the ops between the layers (residual adds,
+  LayerNorm's mean and variance) break it, not the layers. Option ``int8_ops`` (e.g.
+  ``FULLY_CONNECTED,BATCH_MATMUL``) restricts int8 to those op types and keeps the rest float
   (no longer integer-only: an NPU runs them on its CPU fallback); then the budget's layer
-  fallback works (FFN-down projections float: 0.995).
+  fallback works (tests/test_litert.py reads the op dtypes from the file and compares the
+  fidelity of both).
 
 TFLite graphs have static shapes: option ``batch`` (default 1) and one signature per
 sequence bucket (option ``buckets``, e.g. ``16,32,64,128``; the longest is option ``sequence``,

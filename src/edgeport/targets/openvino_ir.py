@@ -2,8 +2,8 @@
 quantization with calibration data).
 
 Source of the IR (option ``source``): ``torch`` (default when the run has a model folder)
-converts the PyTorch module directly; measured here the torch-derived IR keeps fused
-attention (ScaledDotProductAttention) and ran ~20% faster than IR converted from ONNX.
+converts the PyTorch module directly; the torch-derived IR keeps fused attention
+(ScaledDotProductAttention), which the IR converted from ONNX does not.
 ``onnx`` converts the exported ONNX graph (always used when building from an ONNX file).
 The IR has dynamic batch and sequence axes. The precision OpenVINO actually computes in
 (e.g. bf16 on CPUs with AVX512-BF16/AMX) is read from the compiled model and recorded;
