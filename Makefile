@@ -8,7 +8,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.edgeport-installed
 
-.PHONY: setup setup-tensorrt test-venvs demo test bench bench-x86 bench-int8 bench-ssh bench-budget bench-compress readme-check system-deps clean
+.PHONY: setup setup-tensorrt test-venvs demo test bench bench-x86 bench-int8 bench-ssh bench-budget bench-compress readme-check matrix system-deps clean
 
 setup: $(STAMP)
 
@@ -45,7 +45,13 @@ system-deps:
 	@bash scripts/system-deps.sh
 
 test: setup setup-tensorrt test-venvs system-deps
-	EDGEPORT_NO_COMPONENT_SKIPS=1 EDGEPORT_TEST_ARTIFACTS=test-artifacts $(BIN)/python -m pytest -q -rs -p no:cacheprovider
+	EDGEPORT_NO_COMPONENT_SKIPS=1 EDGEPORT_TEST_ARTIFACTS=test-artifacts $(BIN)/python -m pytest -q -rs -p no:cacheprovider -m "not matrix"
+
+# The task x family x target matrix (about half an hour on 2 cores): every cell built and run,
+# recorded in test-artifacts/matrix.json, then rendered into bench/results/matrix.json and the README.
+matrix: setup
+	EDGEPORT_TEST_ARTIFACTS=test-artifacts $(BIN)/python -m pytest -q -rs -p no:cacheprovider -m matrix tests/test_matrix.py
+	$(BIN)/python bench/matrix.py --from test-artifacts/matrix.json --readme README.md
 
 # The side-by-side benchmark (not part of the tests): peers in their own venvs, then every path.
 bench: setup

@@ -16,6 +16,11 @@ from edgeport.model.load import kind_of_folder
 from edgeport.targets.registry import describe_all
 from tests.conftest import NEW_FAMILIES
 
+# Every (family, task, target) cell: about half an hour on 2 cores, so `make test` leaves it out
+# (tests/test_families.py covers each family's export parity and compression there) and
+# `make matrix` runs it and re-renders the README's matrix from what it recorded.
+pytestmark = pytest.mark.matrix
+
 X86 = ("onnx-fp32", "onnx-int8", "openvino-fp16", "openvino-int8")
 LITERT = ("tflite-fp32", "tflite-int8")
 # the least mean cosine vs fp32 a target must reach on a tiny random model. Quantized targets get a
