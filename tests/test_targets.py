@@ -66,7 +66,10 @@ def test_target_builds_and_runs(tiny_ctx, tmp_path, name, options, threshold):
                  .get_ops() if op.get_type_name() == "Constant"}
         assert types & {"<Type: 'int4_t'>", "<Type: 'uint4_t'>", "i4", "u4"}, types
     if name == "openvino-int8-qat":
-        assert manifest.details["qat"]["last_loss"] < manifest.details["qat"]["first_loss"]
+        qat = manifest.details["qat"]
+        # the fake-quantized student starts close to fp32 (PTQ-initialised); fine-tuning must not
+        # drift away from it (its IR's INT8 ops are read below)
+        assert qat["steps"] == 20 and 0 < qat["last_loss"] <= 1.05 * qat["first_loss"], qat
     if target.precision in ("int8", "int4"):  # read from the artifact: it really is low precision
         assert _low_precision_ops(tmp_path, name, options), name  # (sizes: the MiniLM end-to-end test)
 
@@ -112,7 +115,8 @@ def test_manifest_names_what_rebuilds_it(tiny_ctx, tmp_path):
     import json
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert manifest["format"] == "onnx" and manifest["inputs"] == list(ctx.input_names)
-    assert set(manifest["hashes"]) == {"model.onnx"} and "onnxruntime" in manifest["tool_versions"]
+    # the artifact's files and the tokenizer edgeport.runtime serves it with
+    assert set(manifest["hashes"]) == {"model.onnx", "tokenizer.json"} and "onnxruntime" in manifest["tool_versions"]
     assert manifest["built_at"] and manifest["source_onnx_sha256"]
 
 
