@@ -54,6 +54,11 @@ class ProfileSpec(_Strict):
     # cpu_fallback: true) instead of stopping with a device error
     allow_cpu_fallback: bool = False
 
+    @property
+    def timeout_s(self) -> float:
+        """How long a device run of this spec may take before it is cut off (load + runs)."""
+        return 300 + self.runs * 2.0
+
 
 Importance = Literal["magnitude", "taylor"]
 

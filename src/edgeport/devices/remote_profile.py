@@ -59,7 +59,7 @@ def _push_artifact(transport: Transport, artifact_dir: Path, manifest: ArtifactM
 
 
 def timeout_for(spec: ProfileSpec) -> float:
-    return 300 + spec.runs * 2.0
+    return spec.timeout_s
 
 
 def check_python(transport: Transport, device: DeviceRef) -> str:

@@ -70,7 +70,7 @@ class BenchmarkModel(NativeBenchmark):
         keys = (manifest.signature or {}).get("keys") or {}
         signature = keys.get(str(spec.sequence)) or ((manifest.signature or {}).get("key") if len(keys) > 1 else None)
         done = shell.exec(benchmark_model_argv(binary, model, spec.threads, spec.runs, signature=signature),
-                          timeout=300 + spec.runs * 2.0)
+                          timeout=spec.timeout_s)
         try:
             result = parse_benchmark_model(done.stdout + "\n" + done.stderr)
         except ValueError as exc:

@@ -149,7 +149,7 @@ class Trtexec(NativeBenchmark):
                     hint=f"layer info: {keep / 'layers.json'}; TensorRT chose another precision for them")
         shape = [spec.batch, spec.sequence]
         argv = profile_argv(tool_path, remote_dir, list(manifest.inputs), spec.batch, spec.sequence, spec.runs)
-        done = shell.exec(argv, timeout=300 + spec.runs * 2.0)
+        done = shell.exec(argv, timeout=spec.timeout_s)
         (keep / "profile.log").write_text(done.stdout + done.stderr)
         try:
             result = parse_trtexec(done.stdout + "\n" + done.stderr)
