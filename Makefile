@@ -8,7 +8,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.edgeport-installed
 
-.PHONY: setup setup-tensorrt test-venvs demo test bench bench-x86 bench-int8 bench-ssh bench-budget bench-compress readme-check matrix system-deps clean
+.PHONY: setup setup-tensorrt test-venvs demo test bench bench-x86 bench-int8 bench-ssh bench-budget bench-compress bench-request bench-gpu bench-sweep readme-check matrix system-deps clean
 
 setup: $(STAMP)
 
@@ -69,6 +69,19 @@ bench-budget: setup
 # Compression techniques alone and combined on the SST-2 classifier (needs ../shared; ~1 h here).
 bench-compress: setup
 	$(BIN)/python bench/compression.py
+
+# The request path: real texts through edgeport.runtime vs PyTorch and the peers (~30 min here).
+bench-request: setup
+	bash bench/setup_peers.sh
+	$(BIN)/python bench/request_path.py
+
+# The GPU targets built here up to the device boundary, host-side figures (needs setup-tensorrt).
+bench-gpu: setup setup-tensorrt
+	$(BIN)/python bench/gpu_targets.py
+
+# The 6-job MiniLM sweep sequentially and on the embedded Ray.
+bench-sweep: setup
+	$(BIN)/python bench/sweep.py
 
 # The README's measured tables, re-rendered from bench/results/*.json: fails when they differ.
 readme-check: setup

@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import sys
 import time
 from pathlib import Path
 
-from _results import write_results
-from edgeport.devices.host import cpu_info
-from edgeport.runs import tool_versions
+from _results import provenance_line, write_results
 from edgeport.sweep.job import build_job, pack
 from edgeport.sweep.run import run_sweep
 from edgeport.sweep.spec import expand, read_sweep
@@ -55,28 +52,32 @@ def main() -> int:
     quiet_libraries()
     ui = UI()
     shutil.rmtree(args.work, ignore_errors=True)
-    load = {"before": os.getloadavg()}
+    load = {"before": os.getloadavg()[0]}
     ray_run = on_ray(args.sweep, args.work / "ray", ui)
-    load["between"] = os.getloadavg()
+    load["between"] = os.getloadavg()[0]
     seq_run = sequential(args.sweep, ui)
-    load["after"] = os.getloadavg()
-    document = {"command": " ".join([Path(sys.executable).name] + sys.argv), "date": time.strftime("%Y-%m-%d %H:%M"),
-                "machine": {"cpu": cpu_info()["model"], "cores": os.cpu_count(), "platform": platform.platform(),
-                            "load_average_1_5_15": load},
-                "tools": tool_versions(("edgeport", "ray", "torch", "onnxruntime", "openvino", "nncf", "ai-edge-litert",
-                                        "litert-torch")),
-                "sweep": str(args.sweep), "embedded_ray": ray_run, "sequential": seq_run}
-    speedup = seq_run["wall_seconds"] / ray_run["wall_seconds"]
-    md = [f"`{document['command']}` on {document['date']}: {document['machine']['cpu']}, {os.cpu_count()} cores "
-          f"(load average before/between/after: {', '.join('%.1f' % v[0] for v in load.values())}).", "",
-          "| way | wall-clock s | jobs done |", "|---|---:|---:|",
-          f"| sequential, one process | {seq_run['wall_seconds']:.0f} | "
-          f"{sum(j['status'] == 'done' for j in seq_run['jobs'])}/{len(seq_run['jobs'])} |",
-          f"| embedded Ray (`edgeport sweep`) | {ray_run['wall_seconds']:.0f} | "
-          f"{ray_run['counts']['done']}/{len(ray_run['jobs'])} |", "",
-          f"Sequential / Ray: {speedup:.2f}x. Tools: " + ", ".join(f"{k} {v}" for k, v in document["tools"].items())]
-    write_results("sweep", document, md)
+    load["after"] = os.getloadavg()[0]
+    ray_run.pop("folder")
+    same = sorted(j["key"] for j in ray_run["jobs"]) == sorted(j["key"] for j in seq_run["jobs"])
+    write_results("sweep", {"sweep": str(args.sweep), "load_average_1min_by_phase": load, "same_job_keys": same,
+                            "embedded_ray": ray_run, "sequential": seq_run}, render)
     return 0
+
+
+def render(document: dict) -> list[str]:
+    ray_run, seq_run = document["embedded_ray"], document["sequential"]
+    load = document["load_average_1min_by_phase"]
+    done = sum(j["status"] == "done" for j in seq_run["jobs"])
+    lines = [provenance_line(document, "bench/sweep.py"), "",
+             f"`{document['sweep']}`: {len(seq_run['jobs'])} jobs, each way from an empty folder; load average "
+             f"before / between / after: {load['before']:.1f} / {load['between']:.1f} / {load['after']:.1f}.", "",
+             "| way | wall-clock s | jobs done |", "|---|---:|---:|",
+             f"| sequential, one process | {seq_run['wall_seconds']:.0f} | {done}/{len(seq_run['jobs'])} |",
+             f"| embedded Ray (`edgeport sweep`) | {ray_run['wall_seconds']:.0f} | "
+             f"{ray_run['counts']['done']}/{len(ray_run['jobs'])} |", "",
+             f"Sequential / Ray wall-clock: {seq_run['wall_seconds'] / ray_run['wall_seconds']:.2f}x; "
+             f"same job content keys both ways: {'yes' if document['same_job_keys'] else 'no'}."]
+    return lines
 
 
 if __name__ == "__main__":

@@ -205,6 +205,49 @@ def test_resume_refuses_a_changed_sweep(embedded, run_cli, tmp_path):
     assert code == 2 and "another sweep file" in err
 
 
+class _BrokenBoard:
+    """A stand-in for a board that fails its check: a TCP port on loopback that accepts an SSH
+    connection and closes it at once (no banner), counting how often it was reached."""
+
+    def __init__(self):
+        import threading
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        self.port, self.reached = self.sock.getsockname()[1], 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.reached += 1
+            conn.close()
+
+
+def test_a_board_that_fails_is_tried_once_and_its_other_jobs_are_marked(tiny_models, tmp_path, run_cli):
+    board = _BrokenBoard()
+    try:
+        data = _sweep(tiny_models("bert"), devices={"broken": {"device": f"ssh://nobody@127.0.0.1:{board.port}"}})
+        data["axes"] = {"targets": ["onnx-fp32"], "devices": ["broken"],
+                        "budgets": [{"min_fidelity": 0.9}, {"min_fidelity": 0.95}, {"min_fidelity": 0.99}]}
+        code, _, err = run_cli("sweep", _write(tmp_path, data), "--out", tmp_path / "out")
+    finally:
+        board.sock.close()
+    document = json.loads((tmp_path / "out" / "sweep.json").read_text())
+    assert code == 6, err
+    errors = [j["error"] for j in document["jobs"]]
+    assert len(errors) == 3 and all(e and e["exit_code"] == 6 for e in errors)
+    first = [e for e in errors if "failed earlier in this sweep" not in e["message"]]
+    assert len(first) == 1 and "127.0.0.1" in first[0]["message"]
+    assert all(first[0]["message"] in e["message"] for e in errors)  # the others name the board's first error
+    assert board.reached == 1  # the board was reached once, not once per job
+    assert err.count("warning: device broken failed") == 1, err  # one warning for the board
+
+
 # -- a two-node cluster started with `ray start` on loopback
 
 def _free_port() -> int:

@@ -208,6 +208,10 @@ Done = Callable[[Job, dict | None, dict | None, dict | None], None]  # job, buil
 
 def run_jobs(plan: Plan, jobs: list[Job], on_done: Done, ui: UI) -> None:
     """Run ``jobs`` on the Ray session; ``on_done(job, build, profile, error)`` as each ends.
+
+    A board gets one profile job at a time from the driver (its Ray resource places the job on
+    the node that reaches it): the next is submitted only when the previous one has returned,
+    so a board that fails is tried once, and its other jobs are marked without touching it.
     On Ctrl-C every job still in flight is cancelled and KeyboardInterrupt propagates."""
     ray = _ray()
     spec = plan.spec
@@ -223,47 +227,98 @@ def run_jobs(plan: Plan, jobs: list[Job], on_done: Done, ui: UI) -> None:
             job.to_json(), *[inputs[sha] for sha in job.inputs])
         pending[ref] = (job, "build", None)
     progress = _Progress(len(jobs), ui)
-    bad_devices: dict[str, str] = {}
+    boards = _Boards()
     absent_since: dict[str, float] = {}
 
     def finish(job: Job, build, profile, error) -> None:
         on_done(job, build, profile, error)
-        progress.done(job, build, profile, error, len(pending))
+        progress.done(job, build, profile, error, len(pending) + boards.queued())
+
+    def submit(device: str) -> None:
+        """The board's next queued job, when the board is free and has one."""
+        nxt = boards.next(device)
+        if nxt is not None:
+            job, build_ref, build = nxt
+            lease = {"num_cpus": 0, "resources": {device_resource(device): 1},
+                     "max_retries": spec.retries, "retry_exceptions": False}
+            pending[profile_remote.options(**lease, name=f"profile {job.label}").remote(
+                job.to_json(), build_ref)] = (job, "profile", build)
+
+    def fail_board(device: str, error: dict) -> None:
+        for job, _, build in boards.drop(device):
+            finish(job, build, None, error)
 
     try:
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
             for ref in ready:
-                if ref not in pending:  # dropped with its device while this batch was handled
-                    continue
                 job, phase, build = pending.pop(ref)
+                if phase == "profile":
+                    boards.release(job.device)
                 try:
                     value = ray.get(ref)
                 except ray.exceptions.RayError as exc:
                     finish(job, build, None, _ray_failure(exc, job, phase))
+                    if phase == "profile":
+                        submit(job.device)
                     continue
                 if phase == "build":
                     if value["error"] or job.device is None:
                         finish(job, value, None, value["error"])
-                    elif job.device in bad_devices:
-                        finish(job, value, None, _device_failed(job.device, bad_devices[job.device]))
+                    elif job.device in boards.bad:
+                        finish(job, value, None, _device_failed(job.device, boards.bad[job.device]))
                     else:
-                        lease = {"num_cpus": 0, "resources": {device_resource(job.device): 1},
-                                 "max_retries": spec.retries, "retry_exceptions": False}
-                        pending[profile_remote.options(**lease, name=f"profile {job.label}").remote(
-                            job.to_json(), ref)] = (job, "profile", value)
+                        boards.queue(job.device, (job, ref, value))
+                        submit(job.device)
                     continue
                 error = value["error"]
-                if error and error["exit_code"] == DeviceError.exit_code and job.device not in bad_devices:
-                    bad_devices[job.device] = error["message"]
-                    ui.warn(f"device {job.device} failed: {error['message']}; its other jobs are marked, not run")
-                    _drop_device_jobs(ray, pending, job.device, bad_devices[job.device], finish)
                 finish(job, build, value, error or (build or {}).get("error"))
-            _expire_device_waits(ray, pending, absent_since, spec.device_wait_s, finish)
+                if error and error["exit_code"] == DeviceError.exit_code:
+                    boards.bad[job.device] = error["message"]
+                    ui.warn(f"device {job.device} failed: {error['message']}; its other jobs are marked, not run")
+                    fail_board(job.device, _device_failed(job.device, error["message"]))
+                else:
+                    submit(job.device)
+            for device, error in _expired_devices(ray, pending, absent_since, spec.device_wait_s):
+                for ref, (job, phase, build) in list(pending.items()):
+                    if phase == "profile" and job.device == device:
+                        ray.cancel(ref, force=True)
+                        del pending[ref]
+                        boards.release(device)
+                        finish(job, build, None, error)
+                fail_board(device, error)
     except KeyboardInterrupt:
         for ref in pending:
             ray.cancel(ref, force=True)
         raise
+
+
+class _Boards:
+    """The driver's view of each board: the profile jobs waiting for it, whether one is in
+    flight, and the boards that failed (with their first error)."""
+
+    def __init__(self):
+        self.waiting: dict[str, list] = {}
+        self.busy: set[str] = set()
+        self.bad: dict[str, str] = {}
+
+    def queue(self, device: str, item: tuple) -> None:
+        self.waiting.setdefault(device, []).append(item)
+
+    def next(self, device: str) -> tuple | None:
+        if device in self.busy or device in self.bad or not self.waiting.get(device):
+            return None
+        self.busy.add(device)
+        return self.waiting[device].pop(0)
+
+    def release(self, device: str) -> None:
+        self.busy.discard(device)
+
+    def drop(self, device: str) -> list:
+        return self.waiting.pop(device, [])
+
+    def queued(self) -> int:
+        return sum(len(v) for v in self.waiting.values())
 
 
 def _device_failed(device: str, message: str) -> dict:
@@ -271,37 +326,25 @@ def _device_failed(device: str, message: str) -> dict:
             "hint": "fix the board, then rerun with --resume", "exit_code": DeviceError.exit_code}
 
 
-def _drop_device_jobs(ray, pending: dict, device: str, message: str, finish) -> None:
-    for ref, (job, phase, build) in list(pending.items()):
-        if phase == "profile" and job.device == device:
-            ray.cancel(ref)
-            del pending[ref]
-            finish(job, build, None, _device_failed(device, message))
-
-
-def _expire_device_waits(ray, pending: dict, absent_since: dict[str, float], limit: float, finish) -> None:
+def _expired_devices(ray, pending: dict, absent_since: dict[str, float], limit: float) -> list[tuple[str, dict]]:
     """A device job waits for a node that offers its device; after ``limit`` seconds without
-    one in the cluster (its node left and did not come back) the job is failed with that reason."""
+    one in the cluster (its node left and did not come back) the device's jobs fail with that reason."""
     waiting = {job.device for job, phase, _ in pending.values() if phase == "profile"}
     if not waiting:
-        return
+        return []
     offered = ray.cluster_resources()
     now = time.monotonic()
+    expired = []
     for device in waiting:
         if offered.get(device_resource(device)):
             absent_since.pop(device, None)
             continue
-        since = absent_since.setdefault(device, now)
-        if now - since < limit:
-            continue
-        for ref, (job, phase, build) in list(pending.items()):
-            if phase == "profile" and job.device == device:
-                ray.cancel(ref, force=True)
-                del pending[ref]
-                finish(job, build, None, {
-                    "type": "ClusterError", "exit_code": ClusterError.exit_code, "hint": "rerun with --resume",
-                    "message": f"no node of the cluster offered {device_resource(device)} for {limit:.0f} s "
-                               "(its node left and did not rejoin)"})
+        if now - absent_since.setdefault(device, now) >= limit:
+            expired.append((device, {
+                "type": "ClusterError", "exit_code": ClusterError.exit_code, "hint": "rerun with --resume",
+                "message": f"no node of the cluster offered {device_resource(device)} for {limit:.0f} s "
+                           "(its node left and did not rejoin)"}))
+    return expired
 
 
 class _Progress:
