@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
+import os
 import statistics
 import subprocess
 import sys
@@ -289,27 +289,6 @@ def matmul_gauge() -> float:
     return round(2 * 512 ** 3 / best / 1e9, 2)
 
 
-def cpu_model() -> str:
-    with open("/proc/cpuinfo") as fh:
-        for line in fh:
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor()
-
-
-def versions() -> dict:
-    from importlib import metadata
-
-    found = {}
-    for name in ("torch", "transformers", "tokenizers", "onnxruntime", "openvino", "nncf", "ai-edge-litert",
-                 "litert-torch", "ai-edge-quantizer", "numpy"):
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            found[name] = None
-    return found
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -333,6 +312,7 @@ def main() -> int:
         return 0
 
     sys.path.insert(0, str(ROOT / "src"))
+    from edgeport.exporter.graph import linear_macs_from_onnx
     from edgeport.ui import quiet_libraries
 
     quiet_libraries()
@@ -357,13 +337,14 @@ def main() -> int:
     for _ in range(args.rounds):
         for label, settings in OV_MEMORY_SETTINGS.items():
             memory.setdefault(label, []).append(agent_texts(ov, first, 1, args.passes, args.warmup, settings))
+    fp32_onnx = args.work / "minilm" / "targets" / "onnx-fp32" / "model.onnx"
     document = {
-        "command": "python bench/request_path.py " + " ".join(sys.argv[1:]),
-        "date": started, "machine": {"cpu": cpu_model(), "cores": __import__("os").cpu_count(),
-                                     "load_average_at_end": __import__("os").getloadavg(),
-                                     "fp32_matmul_gflops_start_end": [gauge_start, matmul_gauge()]},
-        "tools": versions(), "rounds": args.rounds, "streams": {k: str(v) for k, v in texts.items()},
-        "peers": peer_note,
+        "machine": {"fp32_matmul_gflops_start_end": [gauge_start, matmul_gauge()],
+                    "int8_matmul_gops": int8_matmul_gauge(), "load_average_at_end": list(os.getloadavg())},
+        "started": started, "rounds": args.rounds, "passes": args.passes, "warmup": args.warmup,
+        "streams": {k: str(v) for k, v in texts.items()}, "peers": peer_note,
+        "linear_macs_per_token": sum(linear_macs_from_onnx(fp32_onnx).values()),
+        "rows": [{"name": row["name"], "kind": row["kind"]} for row in rows],
         "fidelity": {row["name"]: row.get("fidelity") or (row.get("manifest") or {}).get("verification", {})
                      .get("fidelity") for row in rows},
         "results": [{"stream": s, "batch": b, "row": n, **summary(v)} for (s, b, n), v in raw.items()],
@@ -373,48 +354,97 @@ def main() -> int:
     }
     from _results import write_results
 
-    write_results("request_path", document, markdown(document, rows))
+    write_results("request_path", document, render)
     return 0
 
 
-def markdown(doc: dict, rows) -> list[str]:
-    lines = ["# The request path: real texts through edgeport.runtime vs PyTorch", "",
-             f"`{doc['command']}` on {doc['date']}; {doc['machine']['cpu']}, {doc['machine']['cores']} cores "
-             f"(load average at the end: {', '.join(f'{x:.1f}' for x in doc['machine']['load_average_at_end'])}; "
-             f"fp32 512^3 matmul at start / end: {' / '.join(map(str, doc['machine']['fp32_matmul_gflops_start_end']))} "
-             f"GFLOP/s); "
-             f"{doc['rounds']} rounds, every serving process fresh, processes alternating; p50/p90 per request "
-             f"(median over rounds; p50 range over rounds in brackets).", "",
-             "Tools: " + ", ".join(f"{k} {v}" for k, v in doc["tools"].items() if v) + ".", "",
-             f"Peers: {doc['peers']}.", ""]
+def int8_matmul_gauge(n: int = 1024) -> float:
+    """GOP/s of one u8 x s8 n^3 MatMulInteger in ONNX Runtime on all cores: the machine's INT8
+    matmul peak as the INT8 artifacts' runtime reaches it."""
+    import numpy as np
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    weight = numpy_helper.from_array(rng.integers(-127, 127, (n, n), dtype=np.int8), "w")
+    graph = helper.make_graph([helper.make_node("MatMulInteger", ["a", "w"], ["y"])], "gauge",
+                              [helper.make_tensor_value_info("a", TensorProto.UINT8, [n, n])],
+                              [helper.make_tensor_value_info("y", TensorProto.INT32, [n, n])], [weight])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    feed = {"a": rng.integers(0, 255, (n, n), dtype=np.uint8)}
+    session.run(None, feed)
+    best = float("inf")
+    for _ in range(5):
+        t0 = time.perf_counter()
+        session.run(None, feed)
+        best = min(best, time.perf_counter() - t0)
+    return round(2 * n ** 3 / best / 1e9, 1)
+
+
+def _edgeport_int8(name: str) -> bool:
+    return name.startswith("edgeport ") and "int8" in name and "1 x 128" not in name
+
+
+def render(doc: dict) -> list[str]:
+    """The README block: one table (p50 per request by stream, 1 x 128, peak RSS, fidelity),
+    the issue's ratios, LiteRT's buckets and the OpenVINO INT8 memory settings."""
+    from _results import provenance_line
+
+    names = [row["name"] for row in doc["rows"]]
+    kinds = {row["name"]: row["kind"] for row in doc["rows"]}
     by = {(r["stream"], r["batch"], r["row"]): r for r in doc["results"]}
-    for stream, batch in dict.fromkeys((r["stream"], r["batch"]) for r in doc["results"]):
-        torch = by.get((stream, batch, "PyTorch fp32"))
-        tokens = next((r["tokens"] for r in doc["results"] if r["stream"] == stream and r["tokens"]), None)
-        head = f"## {stream}, batch {batch}" if stream != "1 x 128" else "## Synthetic 1 x 128 (the agent's profile)"
-        if tokens:
-            head += f" — tokens per text: mean {tokens['mean']:.1f}, p50 {tokens['p50']:.0f}, p90 {tokens['p90']:.0f}"
-        lines += [head, "", "| serving | p50 ms | p90 ms | texts/s | × PyTorch p50 | peak RSS MB | mean cos (held-out) |",
-                  "|---|---|---|---|---|---|---|"]
-        for row in rows:
-            r = by.get((stream, batch, row["name"]))
-            if r is None:
-                continue
-            fid = doc["fidelity"].get(row["name"])
-            ratio = f"{r['p50_ms'] / torch['p50_ms']:.2f}" if torch else "–"
-            lines.append(f"| {row['name']} | {r['p50_ms']:.2f} [{r['p50_min']:.2f}–{r['p50_max']:.2f}] | "
-                         f"{r['p90_ms']:.2f} | {r['throughput_per_s']:.0f} | {ratio} | {r['peak_rss_mb']:.0f} | "
-                         f"{fid['mean_cosine']:.4f} |" if fid else
-                         f"| {row['name']} | {r['p50_ms']:.2f} [{r['p50_min']:.2f}–{r['p50_max']:.2f}] | "
-                         f"{r['p90_ms']:.2f} | {r['throughput_per_s']:.0f} | {ratio} | {r['peak_rss_mb']:.0f} | 1 (reference) |")
-        lines.append("")
-    lines += ["## LiteRT INT8: each bucket's own latency (batch 1, synthetic rows)", "",
-              "| bucket (tokens) | p50 ms | p90 ms |", "|---|---|---|"]
-    lines += [f"| {k} | {v['p50']:.2f} | {v['p90']:.2f} |" for k, v in doc["litert_buckets_ms"].items()]
-    lines += ["", "## OpenVINO INT8 serving at batch 1: peak RSS by setting", "",
-              "| setting | p50 ms | p90 ms | peak RSS MB (max over rounds) |", "|---|---|---|---|"]
-    lines += [f"| {k} {json.dumps(v['settings']) if v['settings'] else ''} | {v['p50_ms']:.2f} | {v['p90_ms']:.2f} | "
-              f"{v['peak_rss_mb']:.0f} |" for k, v in doc["openvino_int8_memory"].items()]
+    columns = list(dict.fromkeys((r["stream"], r["batch"]) for r in doc["results"]))
+    tokens = {s: r["tokens"] for r in doc["results"] for s in [r["stream"]] if r["tokens"]}
+    m = doc["machine"]
+    head = ["serving"] + [f"{s.split(' (')[0]}, batch {b}" if s != "1 x 128" else "1 x 128" for s, b in columns] + \
+        ["peak RSS MB", "mean cos (held-out)"]
+    lines = [provenance_line(doc, "bench/request_path.py"), "",
+             f"p50 ms per request, median over {doc['rounds']} rounds (each serving process fresh, processes "
+             f"alternating, passes over each stream: {doc['passes']}). Streams: "
+             + "; ".join(f"{s}: tokens per text mean {t['mean']:.1f}, p90 {t['p90']:.0f}" for s, t in tokens.items())
+             + f". Machine: fp32 512³ matmul {' / '.join(map(str, m['fp32_matmul_gflops_start_end']))} GFLOP/s "
+             f"(start / end), INT8 1024³ MatMulInteger {m['int8_matmul_gops']} GOP/s. Peers: {doc['peers']}.", "",
+             "| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
+    for name in names:
+        cells = []
+        for s, b in columns:
+            r = by.get((s, b, name))
+            cells.append(f"{r['p50_ms']:.2f}" if r else "–")
+        rss = max((by[(s, b, name)]["peak_rss_mb"] for s, b in columns if (s, b, name) in by), default=None)
+        fid = doc["fidelity"].get(name)
+        cells += [f"{rss:.0f}" if rss else "–", f"{fid['mean_cosine']:.4f}" if fid else "1 (reference)"]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += [""]
+    peers = [n for n in names if kinds[n] == "peer"]
+    for s, b in columns:
+        if b != 1:
+            continue
+        ours = {n: by[(s, b, n)]["p50_ms"] for n in names if _edgeport_int8(n) and (s, b, n) in by}
+        theirs = {n: by[(s, b, n)]["p50_ms"] for n in peers if (s, b, n) in by}
+        if ours and theirs:
+            best, peer = min(ours, key=ours.get), min(theirs, key=theirs.get)
+            lines.append(f"- {s}, batch 1: fastest edgeport INT8 ({best}) / fastest peer ({peer}) p50 = "
+                         f"{ours[best] / theirs[peer]:.2f}")
+    macs = doc["linear_macs_per_token"] * 128
+    for n in names:
+        r = by.get(("1 x 128", 1, n))
+        if r and _edgeport_int8(n) and "tflite" not in n:
+            lines.append(f"- {n} at 1 x 128: {2 * macs / (r['p50_ms'] / 1000) / 1e9:.0f} GOP/s of linear-layer "
+                         f"work = {2 * macs / (r['p50_ms'] / 1000) / 1e9 / m['int8_matmul_gops']:.0%} of the "
+                         f"INT8 matmul peak")
+    bucketed = next((n for n in names if n.startswith("edgeport tflite-int8 (buckets")), None)
+    single = next((n for n in names if n.startswith("edgeport tflite-int8") and "1 x 128" in n), None)
+    if bucketed and single:
+        for s, b in columns:
+            if s != "1 x 128" and (s, b, bucketed) in by and (s, b, single) in by:
+                lines.append(f"- LiteRT INT8, {s}, batch {b}: 1 x 128 signature / buckets p50 = "
+                             f"{by[(s, b, single)]['p50_ms'] / by[(s, b, bucketed)]['p50_ms']:.1f}x")
+    lines += ["", "LiteRT INT8, each bucket alone (batch 1): " + ", ".join(
+        f"{k} tokens {v['p50']:.2f} ms" for k, v in doc["litert_buckets_ms"].items()) + ".", "",
+        "OpenVINO INT8 serving at batch 1 (first stream), by setting: " + "; ".join(
+            f"{k}{' ' + json.dumps(v['settings']) if v['settings'] else ''}: p50 {v['p50_ms']:.2f} ms, peak RSS "
+            f"{v['peak_rss_mb']:.0f} MB" for k, v in doc["openvino_int8_memory"].items()) + "."]
     return lines
 
 
