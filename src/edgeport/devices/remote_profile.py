@@ -151,6 +151,9 @@ def _measure(transport: Transport, ref: DeviceRef, artifact_dir: Path, manifest:
     if ref.entry.power_mode:
         result.setdefault("environment", {})["power_mode"] = _power_mode(transport, ref.entry.power_mode)
     outputs = None
+    if verify is not None and not use_native and manifest.request_path is not None:
+        tokenizer = manifest.request_path.tokenizer  # edgeport.runtime serves with the artifact's own tokenizer
+        push_verified(transport, artifact_dir / tokenizer, posixpath.join(remote_artifact, tokenizer))
     if verify is not None and use_native:
         outputs = DeviceOutputs(ref.label, not_run=f"{native.tool} ran this artifact on {ref.label}: "
                                                    f"{native.no_output_dump}")
