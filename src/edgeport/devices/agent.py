@@ -455,6 +455,12 @@ def verify_outputs(folder, inputs_file, batch, threads, max_seconds=3600):
         return {"error": "%s holds no inputs" % inputs_file}
     try:
         predictor = runtime.load(folder, threads=threads or None, batch_size=batch)
+    except runtime.RuntimeMissingError as exc:
+        return {"error": "cannot load %s: %s" % (folder, exc)}
+    except ImportError as exc:  # edgeport.runtime tokenizes with the `tokenizers` library, beside the runtime
+        return {"schema": AGENT_SCHEMA, "mode": "verify", "device": probe(),
+                "unavailable": "edgeport.runtime cannot run on this device's Python: %s (install `tokenizers` "
+                               "there to verify on it)" % exc}
     except (OSError, runtime.ArtifactError) as exc:
         return {"error": "cannot load %s: %s" % (folder, exc)}
     import numpy as np

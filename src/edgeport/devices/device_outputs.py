@@ -47,7 +47,8 @@ class VerifyRequest:
 class DeviceOutputs:
     """What the verify mode gave on one device: the outputs and the agent's document
     (runtime, device probe, sha256, shape); or why it did not run (``not_run``: the device
-    runs this artifact with a native tool that returns no outputs), or how it failed
+    runs this artifact with a native tool that returns no outputs, or its Python cannot run
+    edgeport.runtime), or how it failed
     (``error``: raised by the stage once the profile that came with it is saved)."""
 
     device: str
@@ -103,6 +104,8 @@ def verify_local(artifact_dir: Path, verify: VerifyRequest, threads: int | None,
     try:
         done = run_argv(argv, timeout + 30, "this machine")
         agent = parse_agent_output(done.stdout, done.stderr, "this machine")
+        if "unavailable" in agent:
+            return DeviceOutputs("local", agent=agent, not_run=agent["unavailable"])
         outputs = read_outputs(Path(agent["outputs"]), agent, verify.rows, "this machine")
     except DeviceError as exc:
         return DeviceOutputs("local", error=exc)

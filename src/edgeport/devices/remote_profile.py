@@ -181,6 +181,8 @@ def _verify_with_agent(transport: Transport, ref: DeviceRef, remote_artifact: st
                        max_seconds=timeout_for(spec))
     done = transport.exec(argv, timeout=timeout_for(spec) + 30)
     result = parse_agent_output(done.stdout, done.stderr, ref.label)
+    if "unavailable" in result:
+        return DeviceOutputs(ref.label, agent=result, not_run=result["unavailable"])
     if result.get("outputs") != posixpath.join(posixpath.dirname(inputs), "verify-inputs.outputs.npy"):
         raise DeviceError(f"the agent on {ref.label} saved the verify outputs at an unexpected place: "
                           f"{result.get('outputs')}")

@@ -114,7 +114,10 @@ def record(results: Results, name: str, device: str, verification: DeviceVerific
     """Into the target's entry; a disagreement said loudly and kept in the results' warnings."""
     results.targets[name].device_verification[device] = verification
     if not verification.ran:
-        ui.info(f"{name} on {device}: not verified there — {verification.not_run}")
+        message = f"{name} on {device}: not verified there — {verification.not_run}"
+        ui.warn(message)
+        if message not in results.warnings:
+            results.warnings.append(message)
         return
     fid = verification.check.fidelity if verification.check else None
     host = results.targets[name].fidelity
