@@ -153,6 +153,9 @@ class NativeBenchmark(ABC):
 
     tool: ClassVar[str] = ""
     preferred: ClassVar[bool] = False
+    # why the agent's --verify mode does not run where this tool runs the artifact (recorded in results)
+    no_output_dump: ClassVar[str] = ("it times the artifact and returns no outputs; verify with the agent where the "
+                                     "device has the artifact's Python runtime")
 
     @abstractmethod
     def run(self, shell: DeviceShell, tool_path: str, artifact_dir: Path, remote_dir: str,

@@ -431,9 +431,12 @@ def _connection(flags: dict):
 @click.option("--allow-cpu-fallback", is_flag=True, default=None,
               help="Where the GPU execution provider an artifact asks for cannot run, profile the CPU anyway "
               "(results say cpu_fallback: true) instead of failing.")
+@click.option("--no-verify", is_flag=True, help="Skip running the run's report set through each artifact there "
+              "(device_verification beside the host-side fidelity).")
 @click.pass_obj
-def profile(state: State, run_dir: Path, targets: str | None, device: str | None, **flags) -> None:
-    """Profile built artifacts of RUN_DIR here or on a device; merge into results.json.
+def profile(state: State, run_dir: Path, targets: str | None, device: str | None, no_verify: bool, **flags) -> None:
+    """Profile built artifacts of RUN_DIR here or on a device, and verify them there (the
+    report set through the artifact, compared with fp32); merge into results.json.
 
     \b
     edgeport profile runs/minilm --target onnx-int8 --device ssh://pi@10.0.0.7
@@ -446,7 +449,7 @@ def profile(state: State, run_dir: Path, targets: str | None, device: str | None
     connection = _connection(flags)
     spec = validated(ProfileSpec, {"device": device, **{k: v for k, v in flags.items() if v is not None}})
     with state.work(), _claim(run_dir, create=False):
-        results = profile_run(run_dir, targets, spec, state.ui, connection)
+        results = profile_run(run_dir, targets, spec, state.ui, connection, verify=not no_verify)
     state.emit(results, _summary(results.document()))
 
 

@@ -6,7 +6,8 @@ Shape (schema_version 1)::
      "targets": {"<target>": {"artifact": path, "size_mb": x,
                               "latency_ms": {"p50","p90","p99","mean","std"},
                               "peak_rss_mb": x, "fidelity": {...}, "accuracy": {...},
-                              "profiles": {"<device>": {...}}, ...}},
+                              "profiles": {"<device>": {...}},
+                              "device_verification": {"<device>": {...}}, ...}},
      "baseline": {...PyTorch fp32 profile...}, "environment": {...}}
 
 ``latency_ms`` and ``peak_rss_mb`` of a target are its profile on this machine; profiles on
@@ -20,7 +21,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from edgeport.calibration.budget import Fallback, SensitivityRow
-from edgeport.verify import Accuracy, Fidelity
+from edgeport.verify import Accuracy, Check, Fidelity
 
 SCHEMA_VERSION = 1
 
@@ -73,6 +74,24 @@ class Profile(_Strict):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
+class DeviceVerification(_Strict):
+    """The report set run through the artifact where it runs (the device agent's --verify mode:
+    edgeport.runtime, the code path users run) and compared with fp32 the way the host-side
+    check was; or why it was not run there. ``agrees`` is False when the device's figures miss
+    the artifact's budget or fall short of the host-side ones beyond ``tolerance``."""
+
+    source: str  # where the outputs came from: "device:<device>"
+    ran: bool
+    check: Check | None = None  # fidelity (and accuracy) on the device; runtime: the runtime that ran
+    agrees: bool | None = None
+    shortfalls: list[str] = Field(default_factory=list)
+    tolerance: float | None = None  # largest loss against the host-side figures still counted as agreement
+    not_run: str | None = None  # why not (a native tool that returns no outputs, a device error)
+    outputs: dict = Field(default_factory=dict)  # shape, sha256 (checked on arrival), inputs, seconds
+    environment: dict = Field(default_factory=dict)  # the device's probe
+    warnings: list[str] = Field(default_factory=list)
+
+
 class TargetResult(_Strict):
     artifact: str
     runtime: str
@@ -93,6 +112,8 @@ class TargetResult(_Strict):
     host_side_emulation: str | None = None
     sensitivity: list[SensitivityRow] | None = None
     profiles: dict[str, Profile] = Field(default_factory=dict)
+    # the report set verified where the artifact runs, keyed by device like ``profiles``
+    device_verification: dict[str, DeviceVerification] = Field(default_factory=dict)
 
 
 class ModelInfo(_Strict):

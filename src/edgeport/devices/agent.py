@@ -9,6 +9,7 @@ fresh child process, so peak RSS counts that artifact alone.
 
     python3 agent.py --artifact DIR [--batch 1 --sequence 128 --runs 100 --warmup 10 --threads N]
     python3 agent.py --artifact DIR --texts FILE [--batch 1 --runs 2 --warmup 10]  # real requests
+    python3 agent.py --artifact DIR --verify FILE [--batch 16]  # outputs on given inputs -> FILE.outputs.npy
     python3 agent.py --probe        # what this device has: OS, arch, CPU, memory, runtimes
 
 An ONNX artifact whose manifest's ``runtime_config`` names a GPU execution provider
@@ -27,6 +28,15 @@ call) by ``edgeport.runtime`` — the very package users import, loaded here by 
 pushed beside this file as ``edgeport_runtime/``, else the installed edgeport's ``runtime/``),
 so this file stays stdlib-only and there is one implementation of the request path.
 ``--runs`` is then the number of passes over the file.
+
+``--verify FILE`` runs given inputs through the artifact with ``edgeport.runtime`` (``load``,
+then ``Predictor.run``: the code path users run) and saves the outputs, float32, in order, as
+``FILE`` with its suffix replaced by ``.outputs.npy``; the JSON result names that file with its
+shape and sha256 (no outputs on stdout). FILE is JSON lines, one input each: a text (a JSON
+string), or ``{"text": ..., "text_pair": ...}`` (pair models), optionally with ``"group"``.
+Consecutive rows of one group are run ``--batch`` at a time in file order, each call one
+micro-batch padded to its longest row: the batching of edgeport's host-side check, so that the
+same runtime on the same inputs gives the same outputs there and here.
 """
 
 import argparse
@@ -401,6 +411,98 @@ def serve_texts(folder, texts_file, batch, passes, warmup, threads, max_seconds=
     }
 
 
+def read_verify_inputs(path):
+    """The inputs of a --verify file: (group, text or (text, text_pair)) per JSON line."""
+    rows = []
+    with open(path, encoding="utf-8") as fh:
+        for number, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            item = json.loads(line)
+            if isinstance(item, str):
+                rows.append((None, item))
+            elif isinstance(item, dict) and isinstance(item.get("text"), str):
+                pair = item.get("text_pair")
+                rows.append((item.get("group"), item["text"] if pair is None else (item["text"], str(pair))))
+            else:
+                raise ValueError("%s line %d: expected a JSON string or {\"text\": ..., \"text_pair\": ...}"
+                                 % (path, number))
+    return rows
+
+
+def _file_sha256(path):
+    import hashlib
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_outputs(folder, inputs_file, batch, threads, max_seconds=3600):
+    """The artifact's outputs on the inputs of ``inputs_file`` through edgeport.runtime, saved
+    beside it as a float32 .npy; the result says where, with shape and sha256."""
+    started = time.perf_counter()
+    try:
+        runtime = runtime_package()
+    except ImportError as exc:
+        return {"error": "cannot verify %s: %s" % (folder, exc)}
+    try:
+        rows = read_verify_inputs(inputs_file)
+    except (OSError, ValueError) as exc:
+        return {"error": "cannot read the verify inputs: %s" % exc}
+    if not rows:
+        return {"error": "%s holds no inputs" % inputs_file}
+    try:
+        predictor = runtime.load(folder, threads=threads or None, batch_size=batch)
+    except runtime.RuntimeMissingError as exc:
+        return {"error": "cannot load %s: %s" % (folder, exc)}
+    except ImportError as exc:  # edgeport.runtime tokenizes with the `tokenizers` library, beside the runtime
+        return {"schema": AGENT_SCHEMA, "mode": "verify", "device": probe(),
+                "unavailable": "edgeport.runtime cannot run on this device's Python: %s (install `tokenizers` "
+                               "there to verify on it)" % exc}
+    except (OSError, runtime.ArtifactError) as exc:
+        return {"error": "cannot load %s: %s" % (folder, exc)}
+    import numpy as np
+    watchdog = Watchdog(max_seconds)
+    parts = []
+    try:
+        start = 0
+        while start < len(rows):
+            group = rows[start][0]
+            end = start
+            while end < len(rows) and rows[end][0] == group and end - start < batch:
+                end += 1
+            parts.append(np.asarray(predictor.run([text for _, text in rows[start:end]]), dtype=np.float32))
+            start = end
+            watchdog.check()
+    except Abandoned as exc:
+        return {"error": str(exc)}
+    except (ValueError, runtime.ArtifactError) as exc:
+        return {"error": "the artifact could not run the verify inputs: %s" % exc}
+    outputs = np.concatenate(parts, axis=0)
+    out_path = os.path.splitext(os.path.abspath(inputs_file))[0] + ".outputs.npy"
+    np.save(out_path, outputs)
+    info = predictor.info()
+    runtime_info = dict(info["runtime"])
+    warnings = []
+    wanted = (predictor.manifest.get("runtime_config") or {}).get("execution_provider")
+    if predictor.manifest.get("format") == "onnx" and wanted and wanted != "CPUExecutionProvider":
+        runtime_info["requested_provider"] = wanted
+        runtime_info["execution_provider"] = "CPUExecutionProvider"
+        warnings.append("the artifact asks for %s; edgeport.runtime serves ONNX on the CPU provider, so these "
+                        "outputs are the CPU's" % wanted)
+    return {
+        "schema": AGENT_SCHEMA, "mode": "verify", "tool": "agent --verify",
+        "outputs": out_path, "shape": list(outputs.shape), "dtype": "float32", "sha256": _file_sha256(out_path),
+        "inputs": len(rows), "pairs": any(isinstance(text, tuple) for _, text in rows), "batch": batch,
+        "threads": threads or os.cpu_count(), "seconds": round(time.perf_counter() - started, 3),
+        "runtime": runtime_info, "predictor": {k: v for k, v in info.items() if k != "runtime"},
+        "format": predictor.manifest.get("format"), "warnings": warnings,
+        "device": probe(),
+    }
+
+
 def parser():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--artifact")
@@ -415,6 +517,8 @@ def parser():
                         help="profile on the CPU when the GPU execution provider asked for cannot run (said in the result)")
     parser.add_argument("--texts", help="time real requests: --batch lines of this file each, --runs passes")
     parser.add_argument("--settings", help="with --texts: JSON object overriding the runtime's request-path settings")
+    parser.add_argument("--verify", help="run the inputs of this JSON lines file (texts or text pairs) through the "
+                        "artifact; outputs saved beside it as .outputs.npy (--batch rows per call)")
     return parser
 
 
@@ -422,6 +526,8 @@ def main(argv=None):
     args = parser().parse_args(argv)
     if args.probe:
         result = probe()
+    elif args.artifact and args.verify:
+        result = verify_outputs(args.artifact, args.verify, args.batch, args.threads, args.max_seconds)
     elif args.artifact and args.texts:
         result = serve_texts(args.artifact, args.texts, args.batch, args.runs, args.warmup, args.threads,
                              args.max_seconds, json.loads(args.settings) if args.settings else None)

@@ -3,7 +3,9 @@
 The artifact is pushed to a scratch folder (each file's sha256 checked there) and timed with
 edgeport's device agent (the device's own Python and runtime), or with the native tool the
 artifact's target names (trtexec on a Jetson, benchmark_model on Android, which has no
-Python); the folder is removed afterwards. This module knows transports, not runtimes: the
+Python); with a verify request the agent's --verify mode runs in the same session
+(devices/device_outputs.py: edgeport.runtime pushed beside the agent, the outputs pulled back
+and checked by sha256); the folder is removed afterwards. This module knows transports, not runtimes: the
 native tool's command line and parser belong to its target. When the connection drops, what
 was left on the device is named in the error.
 """
@@ -13,10 +15,13 @@ from __future__ import annotations
 import hashlib
 import posixpath
 import shlex
+import tempfile
 from pathlib import Path
 
 from edgeport.artifact import ArtifactManifest, NativeBenchmark
 from edgeport.devices.catalog import Connection, DeviceRef, resolve
+from edgeport.devices.device_outputs import RUNTIME_COPY, DeviceOutputs, VerifyRequest, read_outputs, runtime_files, \
+    verify_argv
 from edgeport.devices.local_profile import AGENT_MIN_PYTHON, AGENT_PATH, agent_argv, as_profile, parse_agent_output
 from edgeport.devices.transports import open_transport
 from edgeport.devices.transports.base import Completed, Transport
@@ -127,13 +132,15 @@ def _use_native(device: DeviceRef, manifest: ArtifactManifest, native: NativeBen
 
 
 def _measure(transport: Transport, ref: DeviceRef, artifact_dir: Path, manifest: ArtifactManifest, workdir: str,
-             spec: ProfileSpec, native: NativeBenchmark | None) -> dict:
+             spec: ProfileSpec, native: NativeBenchmark | None, verify: VerifyRequest | None = None
+             ) -> tuple[dict, DeviceOutputs | None]:
     remote_artifact = posixpath.join(workdir, "artifact")
     _push_artifact(transport, artifact_dir, manifest, remote_artifact)
     sampler = TegrastatsSampler(transport, ref, workdir) if ref.entry.memory == "tegrastats" else None
     if sampler:
         sampler.start()
-    if _use_native(ref, manifest, native):
+    use_native = _use_native(ref, manifest, native)
+    if use_native:
         tool_path = ref.entry.native_tools.get(native.tool, native.tool)
         result = native.run(VerifiedShell(transport), tool_path, artifact_dir, remote_artifact, manifest, spec,
                             ref.label)
@@ -143,7 +150,47 @@ def _measure(transport: Transport, ref: DeviceRef, artifact_dir: Path, manifest:
         result["device_memory"] = sampler.stop()
     if ref.entry.power_mode:
         result.setdefault("environment", {})["power_mode"] = _power_mode(transport, ref.entry.power_mode)
-    return result
+    outputs = None
+    if verify is not None and not use_native and manifest.request_path is not None:
+        tokenizer = manifest.request_path.tokenizer  # edgeport.runtime serves with the artifact's own tokenizer
+        push_verified(transport, artifact_dir / tokenizer, posixpath.join(remote_artifact, tokenizer))
+    if verify is not None and use_native:
+        outputs = DeviceOutputs(ref.label, not_run=f"{native.tool} ran this artifact on {ref.label}: "
+                                                   f"{native.no_output_dump}")
+    elif verify is not None:
+        try:
+            outputs = _verify_with_agent(transport, ref, remote_artifact, workdir, spec, verify)
+        except DeviceError as exc:  # raised by the stage once the profile that came with it is kept
+            outputs = DeviceOutputs(ref.label, error=exc)
+    return result, outputs
+
+
+def _verify_with_agent(transport: Transport, ref: DeviceRef, remote_artifact: str, workdir: str, spec: ProfileSpec,
+                       verify: VerifyRequest) -> DeviceOutputs:
+    """The agent's --verify mode on the pushed artifact: edgeport.runtime pushed beside the
+    agent, the inputs pushed, the outputs pulled back and checked by sha256."""
+    agent = posixpath.join(workdir, "edgeport_agent.py")
+    push_verified(transport, AGENT_PATH, agent)  # again: a native tool's run may not have pushed it
+    package = posixpath.join(workdir, RUNTIME_COPY)
+    transport.check(["mkdir", "-p", package], timeout=30)
+    for module in runtime_files():
+        push_verified(transport, module, posixpath.join(package, module.name))
+    inputs = posixpath.join(workdir, "verify-inputs.jsonl")
+    push_verified(transport, verify.inputs_file, inputs)
+    argv = verify_argv(ref.remote_python, agent, remote_artifact, inputs, verify.batch, spec.threads,
+                       max_seconds=timeout_for(spec))
+    done = transport.exec(argv, timeout=timeout_for(spec) + 30)
+    result = parse_agent_output(done.stdout, done.stderr, ref.label)
+    if "unavailable" in result:
+        return DeviceOutputs(ref.label, agent=result, not_run=result["unavailable"])
+    if result.get("outputs") != posixpath.join(posixpath.dirname(inputs), "verify-inputs.outputs.npy"):
+        raise DeviceError(f"the agent on {ref.label} saved the verify outputs at an unexpected place: "
+                          f"{result.get('outputs')}")
+    with tempfile.TemporaryDirectory(prefix="edgeport-verify-") as scratch:
+        local = Path(scratch) / "outputs.npy"
+        transport.pull(result["outputs"], local)
+        outputs = read_outputs(local, result, verify.rows, ref.label)
+    return DeviceOutputs(ref.label, outputs, result)
 
 
 def _power_mode(transport: Transport, command: str) -> str:
@@ -155,12 +202,20 @@ def _power_mode(transport: Transport, command: str) -> str:
 
 def profile_remote(artifact_dir: Path, device: str, spec: ProfileSpec, connection: Connection | None = None,
                    native: NativeBenchmark | None = None) -> Profile:
+    return measure_remote(artifact_dir, device, spec, connection, native)[0]
+
+
+def measure_remote(artifact_dir: Path, device: str, spec: ProfileSpec, connection: Connection | None = None,
+                   native: NativeBenchmark | None = None, verify: VerifyRequest | None = None
+                   ) -> tuple[Profile, DeviceOutputs | None]:
+    """The profile, and with ``verify`` the verify mode's outputs, in one session (the
+    artifact pushed once)."""
     ref = resolve(device, connection)
     manifest = ArtifactManifest.read(artifact_dir)
     with open_transport(ref) as transport:
         workdir = transport.make_workdir()
         try:
-            result = _measure(transport, ref, Path(artifact_dir), manifest, workdir, spec, native)
+            result, outputs = _measure(transport, ref, Path(artifact_dir), manifest, workdir, spec, native, verify)
         except DeviceError as exc:
             if not _cleanup(transport, workdir):
                 exc.message += f" (left {workdir} on the device)"
@@ -172,7 +227,7 @@ def profile_remote(artifact_dir: Path, device: str, spec: ProfileSpec, connectio
     profile.environment.setdefault("transport", ref.entry.transport)
     if copy:
         profile.environment["copy"] = copy  # sftp, or exec where the server has no SFTP
-    return profile
+    return profile, outputs
 
 
 def _cleanup(transport: Transport, workdir: str) -> bool:

@@ -7,7 +7,8 @@ import html
 import json
 
 from edgeport.report import plots
-from edgeport.report.table import COLUMNS, COMPRESSION_COLUMNS, compression_rows, evidence, rows
+from edgeport.report.table import COLUMNS, COMPRESSION_COLUMNS, VERIFY_COLUMNS, compression_rows, evidence, rows, \
+    verification_rows
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem;color:#222;max-width:1200px}
@@ -52,6 +53,19 @@ def _compression(document: dict) -> str:
             f'<table id="compression"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>')
 
 
+def _device_verification(document: dict) -> str:
+    """Host-side vs on-device fidelity, when any target was verified where it runs."""
+    table = verification_rows(document)
+    if not table:
+        return ""
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in VERIFY_COLUMNS)
+    body = "".join("<tr>" + "".join(f'<td{" class=warn" if v.startswith("DISAGREES") else ""}>{html.escape(v)}</td>'
+                                    for v in row) + "</tr>" for row in table)
+    return (f'<h2>Verification where it runs</h2><p>The report set through the artifact on each device '
+            f'(edgeport.runtime, the code path users run), compared with fp32 beside the host-side check.</p>'
+            f'<table id="device-verification"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>')
+
+
 def html_report(document: dict) -> str:
     model = document["model"]
     head = "".join(f"<th>{html.escape(c)}</th>" for c in COLUMNS)
@@ -70,6 +84,7 @@ def html_report(document: dict) -> str:
 {warnings}
 <h2>Summary</h2><table id="summary"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
 <ul id="evidence">{"".join(f"<li>{html.escape(line)}</li>" for line in evidence(document))}</ul>
+{_device_verification(document)}
 {_compression(document)}
 <h2>Layers kept in higher precision</h2><ul id="fallbacks">{fallbacks or '<li>none</li>'}</ul>
 <h2>Charts</h2>

@@ -60,6 +60,44 @@ def evidence(document: dict) -> list[str]:
     return lines
 
 
+VERIFY_COLUMNS = ("target", "device", "runtime there", "mean cos host-side", "mean cos on device",
+                  "min cos host-side", "min cos on device", "top-1 agr host-side", "top-1 agr on device",
+                  "label agr host-side", "label agr on device", "verdict")
+
+
+def verification_rows(document: dict) -> list[list[str]]:
+    """Host-side figures beside those measured where the artifact runs (device_verification):
+    one row per target and device; a device that did not run the check says why."""
+    out = []
+    for name, entry in document["targets"].items():
+        fid, acc = entry.get("fidelity") or {}, entry.get("accuracy") or {}
+        for device, ver in (entry.get("device_verification") or {}).items():
+            check = ver.get("check") or {}
+            dfid, dacc = check.get("fidelity") or {}, check.get("accuracy") or {}
+            runtime = check.get("runtime") or {}
+            if not ver["ran"]:
+                verdict = f"not run: {ver.get('not_run')}"
+            elif ver.get("agrees"):
+                verdict = "agrees"
+            else:
+                verdict = "DISAGREES: " + "; ".join(ver.get("shortfalls") or [])
+            out.append([name, device, " ".join(str(runtime[k]) for k in ("name", "version") if runtime.get(k)) or "–",
+                        _fmt(fid.get("mean_cosine"), ".6f"), _fmt(dfid.get("mean_cosine"), ".6f"),
+                        _fmt(fid.get("min_cosine"), ".6f"), _fmt(dfid.get("min_cosine"), ".6f"),
+                        _fmt(fid.get("top1_agreement"), ".4f"), _fmt(dfid.get("top1_agreement"), ".4f"),
+                        _fmt(acc.get("label_agreement"), ".4f"), _fmt(dacc.get("label_agreement"), ".4f"), verdict])
+    return out
+
+
+def verification_markdown(document: dict) -> list[str]:
+    table = verification_rows(document)
+    if not table:
+        return []
+    return (["", "Verification where it runs (the report set through the artifact on each device, beside the "
+             "host-side check):", "", "| " + " | ".join(VERIFY_COLUMNS) + " |", "|" + "---|" * len(VERIFY_COLUMNS)]
+            + ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in table])
+
+
 def markdown(document: dict) -> str:
     lines = [f"# edgeport report: {document['model']['ref']}", "",
              f"Model: {document['model']['family']} {document['model']['task']}, "
@@ -69,6 +107,7 @@ def markdown(document: dict) -> str:
              "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(row) + " |" for row in rows(document)]
     lines += ["", "Evidence (disjoint sets):", ""] + [f"- {line}" for line in evidence(document)]
+    lines += verification_markdown(document)
     if document.get("compression"):
         lines += ["", "Compression (PyTorch, before export; measured against the original model):", "",
                   compression_markdown(document["compression"])]

@@ -41,8 +41,8 @@ class Predictor:
         self.id2label = {int(k): v for k, v in (manifest.get("id2label") or {}).items()}
 
     def run(self, texts) -> np.ndarray:
-        """The graph's output for each text, in order."""
-        texts = [texts] if isinstance(texts, str) else list(texts)
+        """The graph's output for each text (or ``(text, text_pair)`` tuple), in order."""
+        texts = [texts] if isinstance(texts, (str, tuple)) else list(texts)
         if not texts:
             raise ValueError("no texts given")
         rows = self.encoder.encode(texts)

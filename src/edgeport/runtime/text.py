@@ -28,9 +28,12 @@ class TextEncoder:
 
     def encode(self, texts) -> list:
         """Each text's encoding (``.ids``, ``.type_ids``), in order (``encode_batch``, which
-        the library parallelises across texts; one text through ``encode``)."""
+        the library parallelises across texts; one text through ``encode``). A pair model's
+        input is a ``(text, text_pair)`` tuple: the tokenizer's pair template joins the two
+        (type ids 1 on the second), a pair too long is cut from its longer text."""
         if len(texts) == 1:
-            return [self.tokenizer.encode(texts[0])]
+            first = texts[0]
+            return [self.tokenizer.encode(*first) if isinstance(first, tuple) else self.tokenizer.encode(first)]
         return self.tokenizer.encode_batch(list(texts))
 
     def pack(self, rows, length: int, batch: int | None = None) -> dict:

@@ -17,6 +17,7 @@ from edgeport.runs import RunDir, read_json, tool_versions
 from edgeport.stages.build import build_target
 from edgeport.stages.profile import profile_all
 from edgeport.stages.reference import Reference, reference_of
+from edgeport.stages.report_set import save_report_set
 from edgeport.stages.results_file import check_run_folder, save_results
 from edgeport.stages.source import Inputs, Source, calibration_of, model_facts, read_inputs, source_from_model, \
     source_from_onnx, task_with_pairs
@@ -88,6 +89,7 @@ def _run(run: RunDir, source: Source, recipe: Recipe, inputs: Inputs, ui: UI, co
     results = Results(created=time.strftime("%Y-%m-%dT%H:%M:%S%z"), model=ModelInfo(**source.info),
                       environment=Environment(cpu=cpu_info(), tools=tool_versions()), compression=compression)
     build_all(run, source, recipe, inputs, reference, results, ui)
+    save_report_set(run, reference)  # what `edgeport profile` verifies artifacts on devices with
     if recipe.profile.enabled:
         profile_all(run, source.model_dir, recipe.profile, results, ui)
     _keep_earlier_targets(run, results)

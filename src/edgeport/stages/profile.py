@@ -1,17 +1,22 @@
 """Stage `profile`: each artifact of a run timed where it will run — this machine (always,
 after a build) or a device — with the device agent, or with the native tool its target
-names; every profile is merged into results.json as soon as it arrives."""
+names, and (stages/device_verify.py) its report set verified there; every profile and
+verification is merged into results.json as soon as it arrives."""
 
 from __future__ import annotations
 
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 from edgeport.artifact import ArtifactManifest
-from edgeport.devices.profiling import profile_on
+from edgeport.devices.profiling import measure_on, profile_on
 from edgeport.errors import UsageError
 from edgeport.recipe import ProfileSpec
 from edgeport.results import Results
 from edgeport.runs import RunDir
+from edgeport.stages.device_verify import NO_REPORT_SET, judge, not_run, record, verify_request
+from edgeport.stages.report_set import load_report_set
 from edgeport.stages.results_file import load_results, merge_profile, save_results
 from edgeport.targets import registry
 from edgeport.ui import UI
@@ -33,7 +38,8 @@ def _on_this_machine(artifact_dir: Path, spec: ProfileSpec) -> ProfileSpec:
 
 
 def profile_all(run: RunDir, model_dir: Path | None, spec: ProfileSpec, results: Results, ui: UI) -> None:
-    """After a build: the PyTorch baseline and every target here, then on the spec's device."""
+    """After a build: the PyTorch baseline and every target here, then on the spec's device
+    (where the report set is also verified: here the build's host-side check just did it)."""
     if model_dir is not None:
         with ui.step("profiling PyTorch fp32 (baseline)"):
             results.baseline = profile_on(model_dir, None, spec)
@@ -43,25 +49,66 @@ def profile_all(run: RunDir, model_dir: Path | None, spec: ProfileSpec, results:
         merge_profile(entry, profile)
         ui.info(f"{name}: p50 {profile.latency_ms.p50:.2f} ms, peak RSS {profile.peak_rss_mb:.0f} MB")
     if spec.device:
-        for name, entry in results.targets.items():
-            with ui.step(f"profiling {name} on {spec.device}"):
-                merge_profile(entry, profile_on(run.target_dir(name), spec.device, spec,
-                                                native=_native(run.target_dir(name))))
+        with _verify_inputs(run, True) as (report, request):
+            for name in results.targets:
+                error = _measure_target(run, results, name, spec, None, report, request, True, ui)
+                if error is not None:  # kept with the build's results, which an exception would lose
+                    message = f"{name}: the verify mode failed on {spec.device}: {error.message}"
+                    ui.warn(message)
+                    results.warnings.append(message)
 
 
-def profile_run(run_dir: Path, targets: str | None, spec: ProfileSpec, ui: UI, connection=None) -> Results:
-    """`edgeport profile RUN_DIR`: profile built artifacts again, here or on a device."""
+def profile_run(run_dir: Path, targets: str | None, spec: ProfileSpec, ui: UI, connection=None,
+                verify: bool = True) -> Results:
+    """`edgeport profile RUN_DIR`: profile built artifacts again, here or on a device; with
+    ``verify`` the run's report set also goes through each artifact there (the agent's
+    --verify mode) and is compared with fp32 beside the host-side figures."""
     run, results = load_results(run_dir)
     names = [t.strip() for t in targets.split(",")] if targets else list(results.targets)
     for name in names:
         if name not in results.targets:
             raise UsageError(f"target '{name}' was not built in '{run_dir}'",
                              hint=f"built: {', '.join(results.targets) or 'none'}")
-    for name in names:
-        with ui.step(f"profiling {name} on {spec.device or 'this machine'}"):
-            here = spec if spec.device not in (None, "", "local") else _on_this_machine(run.target_dir(name), spec)
-            profile = profile_on(run.target_dir(name), spec.device, here, connection, native=_native(run.target_dir(name)))
-        merge_profile(results.targets[name], profile)
-        ui.info(f"{name} on {profile.device}: p50 {profile.latency_ms.p50:.2f} ms")
-        results = save_results(run, results)  # each device result is kept as soon as it arrives
+    with _verify_inputs(run, verify) as (report, request):
+        for name in names:
+            error = _measure_target(run, results, name, spec, connection, report, request, verify, ui)
+            results = save_results(run, results)  # each device result is kept as soon as it arrives
+            if error is not None:  # the verify mode failed on the device: raised once the profile is kept
+                raise error
     return results
+
+
+@contextmanager
+def _verify_inputs(run: RunDir, verify: bool):
+    """The run's report set and its verify file (in a scratch folder for the command)."""
+    report = load_report_set(run) if verify else None
+    if report is None:
+        yield None, None
+        return
+    with tempfile.TemporaryDirectory(prefix="edgeport-verify-") as scratch:
+        yield report, verify_request(report, Path(scratch))
+
+
+def _measure_target(run: RunDir, results: Results, name: str, spec: ProfileSpec, connection, report, request,
+                    verify: bool, ui: UI):
+    """Profile one target on the spec's device (and verify it there); merge both into the
+    results. Returns the verify mode's device error, if it failed, for the caller to raise."""
+    folder = run.target_dir(name)
+    here = spec if spec.device not in (None, "", "local") else _on_this_machine(folder, spec)
+    with ui.step(f"profiling {name} on {spec.device or 'this machine'}" + (" and verifying it there" if request else "")):
+        profile, outputs = measure_on(folder, spec.device, here, connection, native=_native(folder), verify=request)
+    merge_profile(results.targets[name], profile)
+    ui.info(f"{name} on {profile.device}: p50 {profile.latency_ms.p50:.2f} ms")
+    if not verify:
+        return None
+    entry = results.targets[name]
+    if report is None:
+        verification = not_run(profile.device, NO_REPORT_SET)
+    elif outputs.not_run:
+        verification = not_run(profile.device, outputs.not_run)
+    elif outputs.error is not None:
+        verification = not_run(profile.device, f"the verify mode failed: {outputs.error.message}")
+    else:
+        verification = judge(entry, report, outputs)
+    record(results, name, profile.device, verification, ui)
+    return outputs.error if outputs is not None else None

@@ -107,6 +107,8 @@ class Trtexec(NativeBenchmark):
 
     tool = "trtexec"
     preferred = True
+    no_output_dump = ("trtexec has no output dump of the report set in this version; verify with the agent where "
+                      "the device has onnxruntime")
 
     def run(self, shell: DeviceShell, tool_path: str, artifact_dir: Path, remote_dir: str,
             manifest: ArtifactManifest, spec, where: str) -> dict:
