@@ -176,7 +176,7 @@ def test_trtexec_builds_profiles_and_proves_int8(trt_run, lab_orin, run_cli):
     kept = trt_run / "targets" / "tensorrt-int8" / "devices" / lab_orin["label"].replace(":", "_").replace("@", "_")
     for name in ("model.engine", "build.log", "layers.json", "timing.cache", "times.json", "profile.json"):
         assert (kept / name).is_file(), name
-    build, profile = [json.loads(line) for line in lab_orin["log"].read_text().splitlines()]
+    build, profile, *verify = [json.loads(line) for line in lab_orin["log"].read_text().splitlines()]
     remote = build[0].split("=", 1)[1].rsplit("/", 1)[0]
     shapes = lambda b, s: ",".join(f"{n}:{b}x{s}" for n in ("input_ids", "attention_mask", "token_type_ids"))  # noqa
     # the command lines for an Orin Nano on JetPack 6 (TensorRT 10.3), the target's defaults
@@ -187,16 +187,34 @@ def test_trtexec_builds_profiles_and_proves_int8(trt_run, lab_orin, run_cli):
     assert profile == [f"--loadEngine={remote}/model.engine", f"--shapes={shapes(1, 128)}", "--iterations=20",
                        "--duration=0", "--warmUp=500", "--useCudaGraph", "--separateProfileRun",
                        f"--exportTimes={remote}/times.json", f"--exportProfile={remote}/profile.json"]
+    # the report set through the engine by trtexec itself: raw inputs in, --exportOutput back, in
+    # chunks of the profile's max batch (8); the stand-in computes them with ONNX Runtime on the
+    # pushed ONNX, so the device figures must equal the host-side ones
+    rows = len(verify)
+    assert rows >= 2 and all(v[0] == f"--loadEngine={remote}/model.engine" and v[-4:] == [
+        f"--exportOutput={remote}/outputs.json", "--iterations=1", "--warmUp=0", "--duration=0"] for v in verify)
+    assert verify[0][2] == "--loadInputs=" + ",".join(f"{n}:{remote}/{n}.bin"
+                                                       for n in ("input_ids", "attention_mask", "token_type_ids"))
+    assert verify[0][1].startswith("--shapes=input_ids:8x")
     entry = read_json(trt_run / "results.json")["targets"]["tensorrt-int8"]
     assert entry["profiles"][lab_orin["label"]]
-    # trtexec returns no outputs: device verification says it was not run there, and why
     verification = entry["device_verification"][lab_orin["label"]]
-    assert verification["ran"] is False and verification["check"] is None
-    assert "trtexec has no output dump of the report set" in verification["not_run"]
+    assert verification["ran"] is True and verification["agrees"] is True, verification
+    device_fid, host_fid = verification["check"]["fidelity"], entry["fidelity"]
+    assert device_fid["samples"] == host_fid["samples"] > 8 * (rows - 1)
+    assert device_fid["mean_cosine"] == pytest.approx(host_fid["mean_cosine"], abs=1e-4)
+    assert verification["check"]["runtime"]["tool"] == "trtexec"
+    # an engine whose outputs are wrong (the stand-in scales them) is flagged, the profile kept
+    lab_orin["knobs"].write_text("export STANDIN_OUTPUT_SCALE=-1\n")
+    code, _, stderr = run_cli("profile", trt_run, "--target", "tensorrt-int8", *lab_orin["args"])
+    assert code == 0 and "DISAGREE" in stderr, stderr
+    wrong = read_json(trt_run / "results.json")["targets"]["tensorrt-int8"]["device_verification"][lab_orin["label"]]
+    assert wrong["agrees"] is False and wrong["check"]["fidelity"]["mean_cosine"] < 0
+    lab_orin["knobs"].write_text("")
     # the timing cache is kept per device and goes back for the next build
     code, _, stderr = run_cli("profile", trt_run, "--target", "tensorrt-int8", *lab_orin["args"])
     assert code == 0, stderr
-    assert (kept / "timing.cache").read_bytes() == b"standin-timing-cache\n" * 2
+    assert (kept / "timing.cache").read_bytes() == b"standin-timing-cache\n" * 3
 
 
 @pytest.mark.ssh

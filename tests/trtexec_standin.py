@@ -16,6 +16,13 @@ its parsing of trtexec's output are pinned:
   ``latencyMs`` etc.) and ``--exportProfile`` (``[{"count": N}, {"name", "timeMs", "averageMs",
   "medianMs", "percentage"}, ...]``).
 
+- verify (``--loadEngine ... --loadInputs=name:file,... --exportOutput=FILE``): the outputs
+  written in ``--exportOutput``'s format (``[{"name", "dimensions": "AxB", "values": [...]}]``),
+  computed by ONNX Runtime on the ONNX beside the "engine" (the artifact pushed with it): the
+  stand-in has no engine to run, so these outputs are the host-side graph's, which pins the
+  plumbing (raw input files, shapes, the JSON parsed back), not TensorRT's arithmetic.
+  STANDIN_OUTPUT_SCALE multiplies them (a test's "engine that computes wrong").
+
 Environment knobs of the tests: STANDIN_ARGV_LOG (append each argv as a JSON line),
 STANDIN_NOT_INT8 (a node-name substring whose layer is reported FP16, as when TensorRT
 silently does not apply INT8), STANDIN_BUILD_SECONDS (sleep while "building").
@@ -104,6 +111,33 @@ def profile(argv):
          f"percentile(95%) = {pct(95) - 0.04:.5f} ms, percentile(99%) = {pct(99) - 0.04:.5f} ms")
 
 
+def verify(argv):
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+
+    folder = os.path.dirname(_arg(argv, "loadEngine"))
+    onnx_path = next(os.path.join(folder, f) for f in sorted(os.listdir(folder)) if f.endswith(".onnx"))
+    graph = onnx.load(onnx_path, load_external_data=False).graph
+    types = {i.name: onnx.helper.tensor_dtype_to_np_dtype(i.type.tensor_type.elem_type) for i in graph.input}
+    shapes = dict(item.split(":") for item in _arg(argv, "shapes").split(","))
+    feeds = {}
+    for item in _arg(argv, "loadInputs").split(","):
+        name, path = item.split(":", 1)
+        dims = [int(d) for d in shapes[name].split("x")]
+        feeds[name] = np.fromfile(path, dtype=types[name]).reshape(dims)
+    session = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
+    scale = float(os.environ.get("STANDIN_OUTPUT_SCALE", "1"))
+    outputs = session.run(None, feeds)
+    with open(_arg(argv, "exportOutput"), "w") as fh:
+        json.dump([{"name": meta.name, "dimensions": "x".join(str(d) for d in value.shape),
+                    "values": (value.astype(np.float32) * scale).ravel().tolist()}
+                   for meta, value in zip(session.get_outputs(), outputs)], fh)
+    _log("=== Performance summary ===")
+    _log("Latency: min = 1.6 ms, max = 1.6 ms, mean = 1.6 ms, median = 1.6 ms, percentile(90%) = 1.6 ms, "
+         "percentile(95%) = 1.6 ms, percentile(99%) = 1.6 ms")
+
+
 def main(argv):
     if os.environ.get("STANDIN_ARGV_LOG"):
         with open(os.environ["STANDIN_ARGV_LOG"], "a") as fh:
@@ -111,6 +145,8 @@ def main(argv):
     print(f"&&&& RUNNING TensorRT.trtexec [TensorRT v{VERSION}] # trtexec {' '.join(argv)}")
     if _arg(argv, "onnx"):
         build(argv)
+    elif _arg(argv, "loadEngine") and _arg(argv, "exportOutput"):
+        verify(argv)
     elif _arg(argv, "loadEngine"):
         profile(argv)
     else:

@@ -153,9 +153,17 @@ class NativeBenchmark(ABC):
 
     tool: ClassVar[str] = ""
     preferred: ClassVar[bool] = False
-    # why the agent's --verify mode does not run where this tool runs the artifact (recorded in results)
+    # why the report set is not verified where this tool runs the artifact (recorded in results),
+    # unless the tool can run given inputs and return the outputs (``verify``)
     no_output_dump: ClassVar[str] = ("it times the artifact and returns no outputs; verify with the agent where the "
                                      "device has the artifact's Python runtime")
+    verifies: ClassVar[bool] = False
+
+    def verify(self, shell: DeviceShell, tool_path: str, artifact_dir: Path, remote_dir: str,
+               manifest: "ArtifactManifest", feeds: dict, where: str):
+        """The artifact's first output on ``feeds`` (rows padded to one length), run by the
+        tool on the device after ``run`` (``verifies`` tools only)."""
+        raise NotImplementedError(f"{self.tool} returns no outputs")
 
     @abstractmethod
     def run(self, shell: DeviceShell, tool_path: str, artifact_dir: Path, remote_dir: str,

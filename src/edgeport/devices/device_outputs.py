@@ -112,6 +112,20 @@ def verify_local(artifact_dir: Path, verify: VerifyRequest, threads: int | None,
     return DeviceOutputs("local", outputs, agent)
 
 
+def verify_feeds(artifact_dir: Path, request_path, input_names, verify: VerifyRequest) -> dict[str, np.ndarray]:
+    """The verify file's inputs as one padded batch of feeds, tokenized here with the
+    artifact's own tokenizer (for a native tool on the device, which takes tensors, not
+    texts). Padding is masked, so one length for all rows changes no output."""
+    from edgeport.runtime.text import TextEncoder
+
+    rows = [json.loads(line) for line in verify.inputs_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    texts = [(r["text"], r["text_pair"]) if r.get("text_pair") is not None else r["text"] for r in rows]
+    encoder = TextEncoder(str(Path(artifact_dir) / request_path.tokenizer), input_names, request_path.max_length,
+                          request_path.pad_id)
+    encoded = [encoder.encode([t])[0] for t in texts]
+    return encoder.pack(encoded, max(len(e.ids) for e in encoded))
+
+
 def runtime_files() -> list[Path]:
     """edgeport.runtime's modules, as pushed beside the agent on a device."""
     return sorted(RUNTIME_DIR.glob("*.py"))

@@ -18,10 +18,12 @@ import shlex
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 from edgeport.artifact import ArtifactManifest, NativeBenchmark
 from edgeport.devices.catalog import Connection, DeviceRef, resolve
 from edgeport.devices.device_outputs import RUNTIME_COPY, DeviceOutputs, VerifyRequest, read_outputs, runtime_files, \
-    verify_argv
+    verify_argv, verify_feeds
 from edgeport.devices.local_profile import AGENT_MIN_PYTHON, AGENT_PATH, agent_argv, as_profile, parse_agent_output
 from edgeport.devices.transports import open_transport
 from edgeport.devices.transports.base import Completed, Transport
@@ -154,7 +156,13 @@ def _measure(transport: Transport, ref: DeviceRef, artifact_dir: Path, manifest:
     if verify is not None and not use_native and manifest.request_path is not None:
         tokenizer = manifest.request_path.tokenizer  # edgeport.runtime serves with the artifact's own tokenizer
         push_verified(transport, artifact_dir / tokenizer, posixpath.join(remote_artifact, tokenizer))
-    if verify is not None and use_native:
+    if verify is not None and use_native and native.verifies and manifest.request_path is not None:
+        try:
+            outputs = _verify_with_native(transport, ref, native, tool_path, artifact_dir, remote_artifact, manifest,
+                                          verify)
+        except DeviceError as exc:
+            outputs = DeviceOutputs(ref.label, error=exc)
+    elif verify is not None and use_native:
         outputs = DeviceOutputs(ref.label, not_run=f"{native.tool} ran this artifact on {ref.label}: "
                                                    f"{native.no_output_dump}")
     elif verify is not None:
@@ -163,6 +171,19 @@ def _measure(transport: Transport, ref: DeviceRef, artifact_dir: Path, manifest:
         except DeviceError as exc:  # raised by the stage once the profile that came with it is kept
             outputs = DeviceOutputs(ref.label, error=exc)
     return result, outputs
+
+
+def _verify_with_native(transport: Transport, ref: DeviceRef, native: NativeBenchmark, tool_path: str,
+                        artifact_dir: Path, remote_artifact: str, manifest: ArtifactManifest,
+                        verify: VerifyRequest) -> DeviceOutputs:
+    """The report set through the native tool (trtexec's engine), tokenized here."""
+    feeds = verify_feeds(artifact_dir, manifest.request_path, manifest.inputs, verify)
+    outputs = np.asarray(native.verify(VerifiedShell(transport), tool_path, artifact_dir, remote_artifact, manifest,
+                                       feeds, ref.label), dtype=np.float32)
+    if outputs.shape[0] != verify.rows:
+        raise DeviceError(f"{native.tool} on {ref.label} returned {outputs.shape[0]} outputs for {verify.rows} inputs")
+    return DeviceOutputs(ref.label, outputs, {"tool": native.tool, "shape": list(outputs.shape), "dtype": "float32",
+                                              "inputs": verify.rows, "runtime": {"name": native.tool}})
 
 
 def _verify_with_agent(transport: Transport, ref: DeviceRef, remote_artifact: str, workdir: str, spec: ProfileSpec,

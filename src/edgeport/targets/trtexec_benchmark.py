@@ -19,6 +19,15 @@ Profile::
 The summary is parsed by targets/trtexec.py; ``times.json`` gives the per-run samples. The
 timing cache is kept per device beside the engine and pushed back for the next build.
 
+Verify (the report set through the engine, on the device, by trtexec itself)::
+
+    trtexec --loadEngine=model.engine --shapes=... --loadInputs=input_ids:input_ids.bin,...
+            --exportOutput=outputs.json --iterations=1 --warmUp=0 --duration=0
+
+one call per batch of at most the profile's max batch: inputs are raw little-endian tensors of
+the ONNX inputs' types, ``--exportOutput`` writes ``[{"name", "dimensions": "AxBxC", "values":
+[...]}]`` (trtexec's sampleReporting format), parsed back into arrays by ``parse_outputs``.
+
 INT8 proof: ``layers.json`` (``--exportLayerInfo`` with detailed verbosity) lists each engine
 layer with its input/output formats. Every weighted MatMul that carries Q/DQ in the ONNX
 must appear in a layer whose input formats are Int8; one that appears in a layer computing
@@ -32,7 +41,10 @@ from __future__ import annotations
 import json
 import posixpath
 import re
+import tempfile
 from pathlib import Path
+
+import numpy as np
 
 from edgeport.artifact import ArtifactManifest, DeviceShell, NativeBenchmark
 from edgeport.errors import DeviceError, VerificationError
@@ -61,6 +73,23 @@ def profile_argv(trtexec: str, folder: str, inputs: list[str], batch: int, seque
             "--duration=0", f"--warmUp={WARMUP_MS}", "--useCudaGraph", "--separateProfileRun",
             f"--exportTimes={posixpath.join(folder, 'times.json')}",
             f"--exportProfile={posixpath.join(folder, 'profile.json')}"]
+
+
+def verify_argv(trtexec: str, folder: str, inputs: dict[str, str], shape: tuple[int, int]) -> list[str]:
+    """One inference of given inputs (name -> raw file on the device) with its outputs exported."""
+    shapes = ",".join(f"{name}:{shape[0]}x{shape[1]}" for name in inputs)
+    load = ",".join(f"{name}:{path}" for name, path in inputs.items())
+    return [trtexec, f"--loadEngine={posixpath.join(folder, ENGINE)}", f"--shapes={shapes}", f"--loadInputs={load}",
+            f"--exportOutput={posixpath.join(folder, 'outputs.json')}", "--iterations=1", "--warmUp=0", "--duration=0"]
+
+
+def parse_outputs(exported: list) -> dict[str, np.ndarray]:
+    """``--exportOutput``'s JSON: each output tensor by name, shaped by its ``dimensions``."""
+    out = {}
+    for tensor in exported:
+        dims = [int(d) for d in str(tensor["dimensions"]).split("x") if d]
+        out[tensor["name"]] = np.asarray(tensor["values"], dtype=np.float32).reshape(dims)
+    return out
 
 
 def _formats(layer: dict) -> list[str]:
@@ -107,8 +136,7 @@ class Trtexec(NativeBenchmark):
 
     tool = "trtexec"
     preferred = True
-    no_output_dump = ("trtexec has no output dump of the report set in this version; verify with the agent where "
-                      "the device has onnxruntime")
+    verifies = True  # --loadInputs / --exportOutput run the report set through the engine
 
     def run(self, shell: DeviceShell, tool_path: str, artifact_dir: Path, remote_dir: str,
             manifest: ArtifactManifest, spec, where: str) -> dict:
@@ -172,6 +200,44 @@ class Trtexec(NativeBenchmark):
                             "int8_layers": int8, "layers": len(layer_info.get("Layers", []))},
         })
         return result
+
+    def verify(self, shell: DeviceShell, tool_path: str, artifact_dir: Path, remote_dir: str,
+               manifest: ArtifactManifest, feeds: dict[str, np.ndarray], where: str) -> np.ndarray:
+        """The engine that ``run`` built in ``remote_dir``, run by trtexec on ``feeds`` (rows of
+        one padded length), in chunks of the profile's max batch: its first output, stacked."""
+        profile = manifest.runtime_config["optimization_profile"]
+        limits = next(iter(profile.values()))["max"]
+        rows, length = next(iter(feeds.values())).shape
+        if length > limits[1]:
+            raise DeviceError(f"verification rows of {length} tokens exceed the engine's profile ({limits[1]})")
+        dtypes = _input_dtypes(Path(artifact_dir) / manifest.files[0])
+        wanted = manifest.outputs[0] if manifest.outputs else None
+        chunks = []
+        with tempfile.TemporaryDirectory(prefix="edgeport-trt-verify-") as tmp:
+            for start in range(0, rows, limits[0]):
+                remote = {}
+                for name, array in feeds.items():
+                    local = Path(tmp) / f"{name}.bin"
+                    np.ascontiguousarray(array[start:start + limits[0]], dtype=dtypes.get(name, np.int64)).tofile(local)
+                    remote[name] = posixpath.join(remote_dir, f"{name}.bin")
+                    shell.push(local, remote[name])
+                batch = min(limits[0], rows - start)
+                done = shell.exec(verify_argv(tool_path, remote_dir, remote, (batch, length)), timeout=600)
+                if done.code != 0:
+                    tail = (done.stderr.strip() or done.stdout.strip() or f"exit code {done.code}").splitlines()[-1]
+                    raise DeviceError(f"trtexec could not run the verification inputs on {where}: {tail}")
+                shell.pull(posixpath.join(remote_dir, "outputs.json"), Path(tmp) / "outputs.json")
+                tensors = parse_outputs(json.loads((Path(tmp) / "outputs.json").read_text()))
+                chunks.append(tensors[wanted] if wanted in tensors else next(iter(tensors.values())))
+        return np.concatenate(chunks)
+
+
+def _input_dtypes(onnx_path: Path) -> dict[str, type]:
+    """The numpy type of each graph input (TensorRT reads the raw bytes as the engine's type)."""
+    import onnx
+
+    graph = onnx.load(str(onnx_path), load_external_data=False).graph
+    return {i.name: onnx.helper.tensor_dtype_to_np_dtype(i.type.tensor_type.elem_type) for i in graph.input}
 
 
 def _gpu_name(log: str) -> str | None:
