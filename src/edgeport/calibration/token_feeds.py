@@ -36,7 +36,16 @@ def _call(tokenizer, data, rows: slice, input_names, fixed_length: int | None):
         return tokenizer(data.questions[rows], data.contexts[rows], truncation="only_second",
                          return_offsets_mapping=True, **common)
     if isinstance(data, TaggedSentences):
-        return tokenizer(data.words[rows], is_split_into_words=True, truncation=True, **common)
+        try:
+            return tokenizer(data.words[rows], is_split_into_words=True, truncation=True, **common)
+        except ValueError as exc:  # byte-level BPE (RoBERTa, GPT-2) saved without add_prefix_space
+            if "add_prefix_space" not in str(exc):
+                raise
+            from edgeport.errors import InputError
+
+            raise InputError("this tokenizer cannot read sentences given as words (tagged sentences) unless it "
+                             "adds a space before each word",
+                             hint='save the tokenizer with "add_prefix_space": true in tokenizer_config.json') from exc
     return tokenizer(list(data.texts[rows]), truncation=True, **common)
 
 
