@@ -127,7 +127,8 @@ def _tagged_jsonl(path: Path, text: str, need_tags: bool) -> list[tuple[list[str
     sentences = []
     for number, row in enumerate(_rows_jsonl(path, text), 1):
         if "tokens" not in row:
-            raise DataFileError(f"{_where(path, number)} has no 'tokens'", hint=f"it has: {', '.join(row) or 'nothing'}")
+            raise DataFileError(f"{_where(path, number)} has no 'tokens'",
+                                hint=f"it has: {', '.join(row) or 'nothing'}")
         words = [w.strip() for w in _string_list(row["tokens"], path, number, "tokens", (str,))]
         if any(not w or any(c.isspace() for c in w) for w in words):
             raise DataFileError(f"{_where(path, number)}: a token is empty or holds whitespace",
