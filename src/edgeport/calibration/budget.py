@@ -29,8 +29,9 @@ Granularity = Literal["role", "layer"]
 @dataclass(frozen=True)
 class Budget:
     """``min_fidelity`` bounds agreement with fp32: for a classifier with labelled eval data,
-    label agreement on that data (the user's own distribution); without it, top-1 agreement
-    on the held-out texts; for embeddings, the mean cosine on the held-out texts.
+    label agreement on that data (the user's own distribution; per word for a tagger, per
+    answer span for a QA reader); without it, the task's agreement on the held-out texts
+    (top-1, token labels, answer spans); for embeddings, the mean cosine on the held-out texts.
     ``max_drop``: accuracy points lost on the eval data. None disables a bound."""
 
     min_fidelity: float | None = 0.995
@@ -46,9 +47,10 @@ class Budget:
             if acc is not None:  # a classifier with the user's labelled data: agreement there counts
                 if acc.label_agreement < self.min_fidelity:
                     found.append(f"label agreement on eval data {acc.label_agreement:.4f} < {self.min_fidelity}")
-            elif fid.top1_agreement is not None:
-                if fid.top1_agreement < self.min_fidelity:
-                    found.append(f"top-1 agreement {fid.top1_agreement:.4f} < {self.min_fidelity}")
+            elif fid.agreement is not None:  # labels, token labels or answer spans on the held-out texts
+                name, value = fid.agreement
+                if value < self.min_fidelity:
+                    found.append(f"{name} {value:.4f} < {self.min_fidelity}")
             elif fid.mean_cosine < self.min_fidelity:
                 found.append(f"mean cosine {fid.mean_cosine:.4f} < {self.min_fidelity}")
         if self.max_drop is not None and acc is not None and acc.drop_points > self.max_drop:
@@ -63,8 +65,8 @@ class Budget:
 def loss_of(check: Check) -> float:
     """One number to rank by: 1 - mean cosine, plus label disagreement where measured."""
     loss = 1.0 - check.fidelity.mean_cosine
-    if check.fidelity.top1_agreement is not None:
-        loss += 1.0 - check.fidelity.top1_agreement
+    if check.fidelity.agreement is not None:
+        loss += 1.0 - check.fidelity.agreement[1]
     if check.accuracy is not None:
         loss += 1.0 - check.accuracy.label_agreement
     return loss

@@ -66,9 +66,10 @@ def tradeoff(document: dict) -> str | None:
         ax.annotate(f"{name}\n{size:.1f} MB", (lat, quality), textcoords="offset points", xytext=(8, 4), fontsize=8)
     ordered = sorted((p for p in points if p[0] in front), key=lambda p: p[1])
     ax.plot([p[1] for p in ordered], [p[2] for p in ordered], "k--", alpha=0.5, label="Pareto front")
-    has_acc = any(document["targets"][p[0]].get("accuracy") for p in points)
+    measured = [document["targets"][p[0]].get("accuracy") for p in points]
+    metric = next((acc.get("metric", "accuracy") for acc in measured if acc), None)
     ax.set_xlabel("p50 latency (ms), this machine")
-    ax.set_ylabel("accuracy (%)" if has_acc else "mean cosine vs fp32")
+    ax.set_ylabel(f"{metric.replace('_', ' ')} (%)" if metric else "mean cosine vs fp32")
     ax.set_title("Accuracy vs latency (bubble area: size on disk)")
     ax.legend(loc="lower right")
     ax.grid(alpha=0.3)

@@ -8,7 +8,7 @@ def _fmt(value, spec: str = ".2f", missing: str = "–") -> str:
 
 
 COLUMNS = ("target", "device", "runtime", "precision", "size MB", "p50 ms", "p90 ms", "p99 ms",
-           "× PyTorch", "peak RSS MB", "mean cos", "min cos", "top-1 agr", "acc drop pts", "fp32 layers", "INT8 MACs")
+           "× PyTorch", "peak RSS MB", "mean cos", "min cos", "agreement", "acc drop pts", "fp32 layers", "INT8 MACs")
 
 
 def rows(document: dict) -> list[list[str]]:
@@ -31,11 +31,28 @@ def rows(document: dict) -> list[list[str]]:
                 name, device or "–", entry["runtime"], entry["precision"], _fmt(entry["size_mb"], ".1f"),
                 _fmt(lat.get("p50")), _fmt(lat.get("p90")), _fmt(lat.get("p99")), _fmt(speedup),
                 _fmt(prof.get("peak_rss_mb") if prof else None, ".0f"), _fmt(fid.get("mean_cosine"), ".4f"),
-                _fmt(fid.get("min_cosine"), ".4f"), _fmt(fid.get("top1_agreement"), ".4f"),
+                _fmt(fid.get("min_cosine"), ".4f"), _fmt(_agreement(fid), ".4f"),
                 _fmt(acc.get("drop_points"), ".2f"), str(len(fallback.get("fp32_layers") or [])),
                 _fmt(entry.get("int8_mac_share"), ".0%") + (" (mostly float)" if _mostly_float(entry) else ""),
             ])
     return out
+
+
+def _agreement(fidelity: dict) -> float | None:
+    """The task's agreement with fp32: top-1 labels, token labels (taggers) or answer spans
+    (QA readers)."""
+    for key in ("top1_agreement", "token_agreement", "span_agreement"):
+        if fidelity.get(key) is not None:
+            return fidelity[key]
+    return None
+
+
+def _measures(accuracy: dict) -> str:
+    """The task's accuracy measure(s) by name, fp32 -> artifact."""
+    parts = [f"{accuracy.get('metric', 'accuracy')} {accuracy['fp32']:.4f} -> {accuracy['artifact']:.4f}"]
+    if accuracy.get("exact_match"):
+        parts.append(f"exact_match {accuracy['exact_match']['fp32']:.4f} -> {accuracy['exact_match']['artifact']:.4f}")
+    return ", ".join(parts)
 
 
 def _mostly_float(entry: dict) -> bool:
@@ -51,7 +68,7 @@ def evidence(document: dict) -> list[str]:
         fid, acc, fallback = entry.get("fidelity") or {}, entry.get("accuracy"), entry.get("fallback")
         graded = f"{fid.get('source')} ({fid.get('samples')} texts)"
         if acc:
-            graded += f" and {acc.get('source')} ({acc.get('samples')} labelled)"
+            graded += f" and {acc.get('source')} ({acc.get('samples')} labelled: {_measures(acc)})"
         line = f"{name}: figures on {graded}"
         if fallback and fallback.get("selection"):
             sel = fallback["selection"]

@@ -8,9 +8,11 @@ import time
 from pathlib import Path
 
 from edgeport.calibration.budget import Budget
+from edgeport.calibration.data import Records
+from edgeport.calibration.token_data import TaggedSentences
 from edgeport.devices.host import cpu_info, int8_warning
 from edgeport.errors import UsageError
-from edgeport.model.load import PAIR_TASKS, TOKEN_TASKS, kind_of_folder, labels_of, path_from_ref, read_config
+from edgeport.model.load import PAIR_TASKS, kind_of_folder, labels_of, path_from_ref, read_config
 from edgeport.recipe import Recipe
 from edgeport.results import Environment, ModelInfo, Results, TargetResult
 from edgeport.runs import RunDir, read_json, tool_versions
@@ -20,7 +22,7 @@ from edgeport.stages.reference import Reference, reference_of
 from edgeport.stages.report_set import save_report_set
 from edgeport.stages.results_file import check_run_folder, save_results
 from edgeport.stages.source import Inputs, Source, calibration_of, model_facts, read_inputs, source_from_model, \
-    source_from_onnx, task_with_pairs
+    source_from_onnx, task_of_onnx_file, task_with_pairs
 from edgeport.targets import registry
 from edgeport.targets.base import BuildContext, Target
 from edgeport.ui import UI
@@ -41,7 +43,7 @@ def run_export(recipe: Recipe, out: Path, ui: UI) -> Results:
     registry.check_supports(inputs.targets, family.name, task)
     if inputs.eval is not None:
         _check_eval_task(task)
-        label_indices(inputs.eval.labels, labels_of(config, folder / "config.json"), inputs.eval.source)
+        _check_eval_labels(inputs, labels_of(config, folder / "config.json"))
     compression = None
     if recipe.compress is not None:
         from edgeport.stages.compress import compress_stage
@@ -57,12 +59,21 @@ def run_from_onnx(recipe: Recipe, onnx_file: Path, tokenizer_dir: Path, out: Pat
     """`edgeport build model.onnx --tokenizer DIR`: an ONNX file exported elsewhere."""
     run = RunDir(Path(out))
     check_run_folder(run)
-    inputs = read_inputs(recipe, recipe.task)
+    inputs = read_inputs(recipe, recipe.task or task_of_onnx_file(onnx_file, tokenizer_dir))
     config_file = Path(tokenizer_dir) / "config.json"
     if inputs.eval is not None and config_file.is_file():
-        label_indices(inputs.eval.labels, labels_of(read_config(Path(tokenizer_dir)), config_file),
-                      inputs.eval.source)
+        _check_eval_labels(inputs, labels_of(read_config(Path(tokenizer_dir)), config_file))
     return _run(run, source_from_onnx(run, onnx_file, tokenizer_dir, ui, recipe.task), recipe, inputs, ui)
+
+
+def _check_eval_labels(inputs: Inputs, id2label: dict) -> None:
+    """Every label (or tag) of the eval and budget data is a class of the model, checked
+    before any work; questions carry answers, not classes."""
+    for data in (inputs.eval, inputs.budget_data):
+        if isinstance(data, Records) and data.labels is not None:
+            label_indices(data.labels, id2label, data.source)
+        elif isinstance(data, TaggedSentences) and data.tags is not None:
+            label_indices(sorted({tag for tags in data.tags for tag in tags}), id2label, data.source)
 
 
 def _check_eval_task(task: str) -> None:
@@ -74,10 +85,6 @@ def _check_eval_task(task: str) -> None:
 def _run(run: RunDir, source: Source, recipe: Recipe, inputs: Inputs, ui: UI, compression: dict | None = None
          ) -> Results:
     registry.check_supports(inputs.targets, source.family.name if source.family else None, source.task)
-    if source.task in TOKEN_TASKS:
-        raise UsageError(f"{source.task} models export to ONNX with parity (`edgeport export` stops after it), but "
-                         "their per-token fidelity and accuracy are not implemented yet",
-                         hint="feature-extraction and (pair) classification run end to end")
     if inputs.eval is not None:
         _check_eval_task(source.task)
     if (source.task in PAIR_TASKS) != (inputs.calibration.pairs is not None):
@@ -127,7 +134,9 @@ def build_all(run: RunDir, source: Source, recipe: Recipe, inputs: Inputs, refer
         entry = target_result(run, target, manifest, cached)
         results.targets[target.name] = entry
         fid = manifest.verification.fidelity
-        ui.info(f"{target.name}: mean cosine {fid.mean_cosine:.4f} on {fid.source}" + (" (cached)" if cached else ""))
+        agreement = f", {fid.agreement[0]} {fid.agreement[1]:.4f}" if fid.agreement else ""
+        ui.info(f"{target.name}: mean cosine {fid.mean_cosine:.4f}{agreement} on {fid.source}"
+                + (" (cached)" if cached else ""))
         if manifest.fallback and not manifest.fallback.met:
             results.warnings.append(f"{target.name}: budget not met; the closest artifact was kept")
         if manifest.mostly_float:

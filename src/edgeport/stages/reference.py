@@ -21,7 +21,7 @@ import numpy as np
 from edgeport.calibration.data import Records, builtin_texts, split_for_selection
 from edgeport.calibration.feeds import batched_feeds
 from edgeport.errors import VerificationError
-from edgeport.model.load import CLASSIFIER_TASKS, PAIR_TASKS
+from edgeport.model.load import CLASSIFIER_TASKS, PAIR_TASKS, TOKEN_TASKS
 from edgeport.verify import VERIFY_BATCH, Check, Runner, accuracy, fidelity, label_indices, run_batches
 
 Side = Literal["selection", "report"]
@@ -169,6 +169,12 @@ def reference_from(reference_runner: Runner, tokenizer, input_names, classifier:
 
 def reference_of(source, inputs) -> Reference:
     """The reference of a run's source (``stages.source.Source``) for its inputs
-    (``stages.source.Inputs``: eval and budget data)."""
+    (``stages.source.Inputs``: eval and budget data); the per-token tasks' is a
+    ``stages.token_reference.TokenReference``."""
+    if source.task in TOKEN_TASKS:
+        from edgeport.stages.token_reference import token_reference_from
+
+        return token_reference_from(source.reference_runner, source.tokenizer, source.input_names, source.task,
+                                    inputs.eval, source.id2label, inputs.budget_data)
     return reference_from(source.reference_runner, source.tokenizer, source.input_names, source.task,
                           inputs.eval, source.id2label, inputs.budget_data)

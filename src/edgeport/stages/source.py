@@ -14,11 +14,13 @@ import numpy as np
 from edgeport.artifact import ModelFacts
 from edgeport.calibration.data import Records, builtin_texts, records_from_file, sample
 from edgeport.calibration.feeds import CalibrationSet
+from edgeport.calibration.token_data import Questions, TaggedSentences, builtin_questions, questions_from_file, \
+    tagged_from_file
 from edgeport.errors import CorruptOnnxError, DataFileError, InputError, ModelNotFoundError, TargetUnavailableError, \
     UsageError
 from edgeport.exporter.onnx_export import check_onnx
 from edgeport.model.families import Family, family_for
-from edgeport.model.load import CLASSIFIER_TASKS, PAIR_TASKS, Task, task_from_config
+from edgeport.model.load import CLASSIFIER_TASKS, PAIR_TASKS, TOKEN_TASKS, Task, task_from_config
 from edgeport.recipe import DataSpec, Recipe
 from edgeport.runs import MANIFEST, RunDir, atomic_dir, cache_key, code_version, hash_path, mark_stage, read_json, \
     stage_is_current, write_json
@@ -37,8 +39,8 @@ class Inputs:
     targets: list[Target]
     options: dict[str, TargetOptions]
     calibration: Records
-    eval: Records | None
-    budget_data: Records | None = None
+    eval: Records | TaggedSentences | Questions | None  # tagged sentences / questions for the per-token tasks
+    budget_data: Records | TaggedSentences | Questions | None = None
 
 
 def read_inputs(recipe: Recipe, task: str | None = None) -> Inputs:
@@ -53,19 +55,70 @@ def read_inputs(recipe: Recipe, task: str | None = None) -> Inputs:
             raise TargetUnavailableError(f"target '{target.name}' cannot be built here: {availability.reason}",
                                          hint=availability.how_to_get)
     spec = recipe.calibration
-    if spec.data is None:
+    if spec.data is None and task == "question-answering":
+        calib = builtin_questions("calibration-qa").as_records()
+    elif spec.data is None:
         calib = builtin_texts("calibration-pairs" if task in PAIR_TASKS else "calibration")
+    elif task in TOKEN_TASKS:
+        calib = _token_calibration(spec.data, task)
     else:
         calib = _records(spec.data, need_labels=False, task=task)
     calib = sample(calib, spec.size, spec.seed)
-    evaluation = _records(recipe.eval, need_labels=True, task=task) if recipe.eval else None
+    labelled = _token_labelled if task in TOKEN_TASKS else _records
+    evaluation = labelled(recipe.eval, need_labels=True, task=task) if recipe.eval else None
     budget_data = None
     if recipe.budget.data is not None:
         if evaluation is None:
             raise UsageError("--budget-data chooses fallback layers on labelled data that the eval data then "
                              "grades; give --eval too", hint="or drop --budget-data")
-        budget_data = _records(recipe.budget.data, need_labels=True, task=task)
+        budget_data = labelled(recipe.budget.data, need_labels=True, task=task)
     return Inputs(targets, options, calib, evaluation, budget_data)
+
+
+def _first_row_keys(path: Path) -> set[str]:
+    """The keys of a .jsonl file's first row (nothing for another file, or one that does not
+    start with a JSON object: the reader then says what is wrong)."""
+    import json
+
+    if path.suffix.lower() != ".jsonl" or not path.is_file():
+        return set()
+    with open(path, encoding="utf-8-sig", errors="replace") as handle:
+        for line in handle:
+            if line.strip():
+                try:
+                    row = json.loads(line)
+                except ValueError:
+                    return set()
+                return set(row) if isinstance(row, dict) else set()
+    return set()
+
+
+def _token_calibration(spec: DataSpec, task: str) -> Records:
+    """Calibration of a tagger: plain sentences, or the sentences of a CoNLL / tokens .jsonl
+    file joined; of a QA reader: (question, context) pairs from a SQuAD-style .jsonl file (or
+    a table with --text-column / --text-pair-column)."""
+    path = Path(spec.path)
+    if task == "token-classification":
+        if path.suffix.lower() in (".conll", ".iob", ".bio") or "tokens" in _first_row_keys(path):
+            return tagged_from_file(path, need_tags=False).as_records()
+        return _records(spec, need_labels=False, task=task)
+    if {"question", "context"} <= _first_row_keys(path):
+        return questions_from_file(path, need_answers=False).as_records()
+    return _records(spec, need_labels=False, task=task)
+
+
+def _token_labelled(spec: DataSpec, need_labels: bool, task: str) -> TaggedSentences | Questions:
+    """Labelled data of a tagger (CoNLL or tokens/ner_tags .jsonl) or a QA reader (SQuAD-style
+    .jsonl); their fields are fixed by the format, so column flags do not apply."""
+    named = [flag for flag, value in (("--text-column", spec.text_column), ("--label-column", spec.label_column),
+                                      ("--text-pair-column", spec.text_pair_column)) if value]
+    if named:
+        raise UsageError(f"{', '.join(named)} does not apply to {task} data, whose fields are fixed by its format",
+                         hint="tagged sentences: CoNLL or .jsonl with tokens/ner_tags; questions: SQuAD-style "
+                              ".jsonl with question/context/answers")
+    if task == "question-answering":
+        return questions_from_file(spec.path, need_answers=need_labels)
+    return tagged_from_file(spec.path, need_tags=need_labels)
 
 
 def _records(spec: DataSpec, need_labels: bool, task: str | None = None) -> Records:
@@ -241,6 +294,19 @@ def source_from_onnx(run: RunDir, onnx_file: Path, tokenizer_dir: Path, ui: UI, 
             "reference: the fp32 ONNX graph itself")
     return Source(str(onnx_file), run.onnx_path, None, inputs, output, task, family, tokenizer,
                   reference, info, config.get("id2label"), outputs)
+
+
+def task_of_onnx_file(onnx_file: Path, tokenizer_dir: Path) -> Task | None:
+    """The task of an ONNX file brought from elsewhere (as ``source_from_onnx`` will find it),
+    so that its data files are read in the task's format; None when the file or folder is
+    missing (``source_from_onnx`` says so)."""
+    from edgeport.model.load import read_config
+
+    if not Path(onnx_file).is_file() or not Path(tokenizer_dir).is_dir():
+        return None
+    outputs = _onnx_signature(Path(onnx_file))[1]
+    config_file = Path(tokenizer_dir) / "config.json"
+    return _task_of_onnx(outputs, read_config(Path(tokenizer_dir)) if config_file.is_file() else {})
 
 
 def _task_of_onnx(outputs: tuple[str, ...], config: dict) -> Task:
