@@ -12,7 +12,7 @@ from edgeport.calibration.data import Records
 from edgeport.calibration.token_data import TaggedSentences
 from edgeport.devices.host import cpu_info, int8_warning
 from edgeport.errors import UsageError
-from edgeport.model.load import PAIR_TASKS, kind_of_folder, labels_of, path_from_ref, read_config
+from edgeport.model.load import PAIR_TASKS, TOKEN_TASKS, kind_of_folder, labels_of, path_from_ref, read_config
 from edgeport.recipe import Recipe
 from edgeport.results import Environment, ModelInfo, Results, TargetResult
 from edgeport.runs import RunDir, read_json, tool_versions
@@ -96,7 +96,8 @@ def _run(run: RunDir, source: Source, recipe: Recipe, inputs: Inputs, ui: UI, co
     results = Results(created=time.strftime("%Y-%m-%dT%H:%M:%S%z"), model=ModelInfo(**source.info),
                       environment=Environment(cpu=cpu_info(), tools=tool_versions()), compression=compression)
     build_all(run, source, recipe, inputs, reference, results, ui)
-    save_report_set(run, reference)  # what `edgeport profile` verifies artifacts on devices with
+    if source.task not in TOKEN_TASKS:  # per-token outputs: no device verification (stages/profile.py says so)
+        save_report_set(run, reference)  # what `edgeport profile` verifies artifacts on devices with
     if recipe.profile.enabled:
         profile_all(run, source.model_dir, recipe.profile, results, ui)
     _keep_earlier_targets(run, results)
