@@ -76,6 +76,22 @@ def test_int8_graph_follows_tensorrt_placement(trt_run):
     assert "host-side emulation" in entry["host_side_emulation"] and entry["fidelity"]["mean_cosine"] > 0.99
 
 
+def test_classifier_head_stays_fp16_and_is_said(tiny_models, tmp_path, run_cli):
+    """A classifier's pooler and classifier Gemms (one row per sequence) are left out of INT8 on
+    purpose and recorded; the placement check then holds (it failed on them before)."""
+    out = tmp_path / "run"
+    code, _, stderr = run_cli("export", tiny_models("bert", "text-classification"), "--target", "tensorrt-int8",
+                              "--out", out, "--min-fidelity", "0", "--no-profile")
+    assert code == 0, stderr
+    manifest = read_json(out / "targets" / "tensorrt-int8" / "manifest.json")
+    heads = manifest["details"]["quantizer"]["per_sequence_heads_fp16"]
+    graph = _graph(out / "targets" / "tensorrt-int8" / "model.onnx")
+    gemms = [n.name for n in graph.node if n.op_type == "Gemm"]
+    assert heads and sorted(heads) == sorted(gemms) and any("classifier" in h for h in heads)
+    placement = manifest["details"]["checks"]["placement"]
+    assert placement["result"] == "passed" and placement["int8_matmuls"] == 12  # 2 blocks x 6 linears
+
+
 def test_fp16_graph_for_tensorrt(trt_run):
     folder = trt_run / "targets" / "tensorrt-fp16"
     manifest = read_json(folder / "manifest.json")

@@ -40,7 +40,7 @@ from edgeport.targets.amd_migraphx import MODEL_FILE, EmulatedOrtRunner, Fp16Gra
     host_side_sentence
 from edgeport.targets.base import Availability, BuildContext, Target, missing_module
 from edgeport.targets.fp16_graph import check_strongly_typed
-from edgeport.targets.tensorrt_rules import RULES, attention_core, placement_check, rule_table_check
+from edgeport.targets.tensorrt_rules import RULES, attention_core, per_sequence_heads, placement_check, rule_table_check
 from edgeport.verify import Runner
 
 WORKER = Path(__file__).with_name("modelopt_worker.py")
@@ -187,7 +187,8 @@ class TensorRTInt8(_TensorRTTarget):
     def _build_impl(self, ctx: BuildContext, out: Path, prepared) -> Built:
         feeds = prepared if prepared is not None else self.prepare(ctx)
         core = attention_core(ctx.onnx_path)  # ModelOpt's disable_mha_qdq misses BERT's masked softmax
-        exclude = onnx_nodes_for(ctx.onnx_path, ctx.keep_fp) + core
+        heads = per_sequence_heads(ctx.onnx_path)  # pooler/classifier GEMVs: ModelOpt leaves them out too
+        exclude = list(dict.fromkeys(onnx_nodes_for(ctx.onnx_path, ctx.keep_fp) + core + heads))
         with tempfile.TemporaryDirectory(prefix="edgeport-trt-int8-") as tmp:
             calib, nodes = Path(tmp) / "calib.npz", Path(tmp) / "exclude.json"
             np.savez(calib, **feeds)
@@ -203,7 +204,8 @@ class TensorRTInt8(_TensorRTTarget):
                   "placement": placement, "polygraphy_lint": lint(path)}
         details = {"quantizer": {"tool": "nvidia-modelopt onnx PTQ", **report["settings"],
                                  "seconds": report["seconds"], "calibration_samples": report["calibration_samples"],
-                                 "nodes_excluded": exclude, "attention_core_unquantized": core},
+                                 "nodes_excluded": exclude, "attention_core_unquantized": core,
+                                 "per_sequence_heads_fp16": heads},
                    "modelopt_environment": report["versions"], "checks": checks,
                    "host_side": host_side_sentence(DEVICE_RUNTIME),
                    "int8_matmul_nodes": int8_nodes}

@@ -131,6 +131,15 @@ def attention_core(path: Path) -> list[str]:
     return [n.name for n in graph.node if n.op_type in ("MatMul", "Gemm") and not weighted(n)]
 
 
+def per_sequence_heads(path: Path) -> list[str]:
+    """Weighted Gemm nodes: in the exported encoders these act on one row per sequence (the
+    pooler and the classifier of a classification head), GEMVs that carry a negligible share of
+    the MACs; NVIDIA ModelOpt leaves such nodes unquantized, and so does the target, explicitly."""
+    graph = _load(path).graph
+    weighted = _weight_reader(graph)
+    return [n.name for n in graph.node if n.op_type == "Gemm" and weighted(n)]
+
+
 def placement_check(path: Path, excluded: list[str]) -> dict:
     """Q/DQ placement of an INT8 graph: both inputs of every weighted MatMul/Gemm not kept out
     come from DequantizeLinear; the attention core (MatMuls of two activations) has none; no
