@@ -8,7 +8,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.edgeport-installed
 
-.PHONY: setup setup-tensorrt test-venvs demo test bench bench-x86 bench-int8 bench-ssh bench-budget bench-compress bench-request bench-gpu bench-sweep readme-check matrix system-deps clean
+.PHONY: setup setup-tensorrt test-venvs demo test bench bench-x86 bench-int8 bench-ssh bench-budget bench-compress bench-request bench-gpu bench-mrpc bench-sweep readme-check matrix system-deps clean
 
 setup: $(STAMP)
 
@@ -78,6 +78,10 @@ bench-request: setup
 # The GPU targets built here up to the device boundary, host-side figures (needs setup-tensorrt).
 bench-gpu: setup setup-tensorrt
 	$(BIN)/python bench/gpu_targets.py
+
+# A pair classifier: MiniLM fine-tuned on MRPC (needs ../shared; ~25 min here), exported with pair data.
+bench-mrpc: setup
+	$(BIN)/python bench/mrpc_pairs.py
 
 # The 6-job MiniLM sweep sequentially and on the embedded Ray.
 bench-sweep: setup

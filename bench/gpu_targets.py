@@ -1,0 +1,114 @@
+#!/usr/bin/env python3
+"""The GPU targets built here, up to the device boundary: tensorrt-int8, tensorrt-fp16 and
+amd-fp16 of MiniLM (and of the SST-2 classifier when ../shared exists), as a user runs them::
+
+    edgeport --json export minilm --target tensorrt-int8,tensorrt-fp16,amd-fp16 --no-profile --out RUN
+    edgeport --json export ../shared/models/minilm-sst2 --target tensorrt-int8,amd-fp16 \\
+        --eval ../shared/data/sst2/dev.tsv --calib ../shared/data/sst2/train.tsv --calib-size 300 \\
+        --no-profile --out RUN
+
+Every figure is host-side: ONNX Runtime on this CPU runs the strongly typed graphs (Q/DQ
+emulated in fp32; FP16 nodes computed as ONNX Runtime's CPU kernels do), never TensorRT or
+MIGraphX. Read back: the size, the report-set fidelity (and accuracy on the report half of
+dev.tsv), the budget's fp32 layers and selection set, the INT8 share of linear MACs, the opset,
+the layered checks recorded in each manifest and the Q/DQ placement facts read from the graph.
+
+    python bench/gpu_targets.py [--skip-sst2]
+
+Needs `make setup-tensorrt` (NVIDIA ModelOpt's venv). Writes bench/results/gpu_targets.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from _results import provenance_line, write_results
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = "../shared"
+RUNS = {
+    "minilm": ["minilm", "--target", "tensorrt-int8,tensorrt-fp16,amd-fp16"],
+    "minilm-sst2": [f"{SHARED}/models/minilm-sst2", "--target", "tensorrt-int8,amd-fp16",
+                    "--eval", f"{SHARED}/data/sst2/dev.tsv", "--calib", f"{SHARED}/data/sst2/train.tsv",
+                    "--calib-size", "300"],
+}
+
+
+def export(name: str, work: Path) -> dict:
+    argv = ["edgeport", "--json", "export", *RUNS[name], "--no-profile", "--out", str(work / name)]
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "edgeport.cli", *argv[1:]], cwd=ROOT, capture_output=True, text=True)
+    sys.stderr.write(done.stderr[-3000:])
+    if done.returncode not in (0, 5):  # 5: a budget not met; the closest artifact is kept and reported
+        raise SystemExit(f"{' '.join(argv)} failed with exit code {done.returncode}")
+    results = json.loads(done.stdout)
+    fp32_mb = results["model"]["size_mb"]
+    rows = []
+    for target, entry in results["targets"].items():
+        manifest = json.loads((Path(entry["artifact"]) / "manifest.json").read_text())
+        details = manifest.get("details") or {}
+        fallback = entry.get("fallback") or {}
+        rows.append({
+            "target": target, "size_mb": entry["size_mb"], "size_vs_fp32": round(entry["size_mb"] / fp32_mb, 3),
+            "fidelity": entry.get("fidelity"), "accuracy": entry.get("accuracy"),
+            "budget_met": fallback.get("met", True), "fp32_layers": fallback.get("fp32_layers", []),
+            "selection": fallback.get("selection"), "int8_mac_share": entry.get("int8_mac_share"),
+            "opset": details.get("opset") or (details.get("checks") or {}).get("opset"),
+            "checks": details.get("checks"), "host_side": entry.get("host_side_emulation")})
+    return {"command": " ".join(argv), "exit_code": done.returncode, "seconds": round(time.perf_counter() - started),
+            "fp32_size_mb": fp32_mb, "rows": rows}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, default=ROOT / "runs" / "bench-gpu")
+    parser.add_argument("--skip-sst2", action="store_true")
+    args = parser.parse_args()
+    runs = {"minilm": export("minilm", args.work)}
+    if not args.skip_sst2 and (ROOT / RUNS["minilm-sst2"][0]).is_dir():
+        runs["minilm-sst2"] = export("minilm-sst2", args.work)
+    write_results("gpu_targets", {"runs": runs}, render)
+    return 0
+
+
+def _checks(checks: dict | None) -> str:
+    if not checks:
+        return "–"
+    passed = [k for k, v in checks.items() if isinstance(v, dict) and v.get("result") in ("passed", "ok")]
+    placement = checks.get("placement") or {}
+    extra = (f"; {placement['int8_matmuls']} MatMuls with Q/DQ inputs, {placement['kept_out']} kept out, "
+             f"0 Q/DQ into LayerNorm/Softmax/Erf") if "int8_matmuls" in placement else ""
+    return f"{len(passed)}/{len(checks)} passed ({', '.join(passed)}){extra}"
+
+
+def render(document: dict) -> list[str]:
+    lines = [provenance_line(document, "bench/gpu_targets.py"), "",
+             "All figures host-side: ONNX Runtime on this CPU, not TensorRT or MIGraphX (no NVIDIA or AMD GPU here).",
+             ""]
+    for name, run in document["runs"].items():
+        lines += [f"`{run['command']}` (exit code {run['exit_code']}, {run['seconds']} s; fp32 weights "
+                  f"{run['fp32_size_mb']:.1f} MB):", "",
+                  "| target | size MB (× fp32) | report-set mean / min cosine (samples) | accuracy Δ points, "
+                  "label agreement (report samples) | layers kept out of INT8 | INT8 share of linear MACs "
+                  "| host-side checks |", "|---|---:|---|---|---:|---:|---|"]
+        for row in run["rows"]:
+            fid, acc = row["fidelity"] or {}, row["accuracy"]
+            cos = f"{fid['mean_cosine']:.4f} / {fid['min_cosine']:.4f} ({fid['samples']})" if fid else "–"
+            accuracy = (f"{acc['drop_points']:+.2f} (fp32 {acc['fp32']:.2%} → {acc['artifact']:.2%}), "
+                        f"{acc['label_agreement']:.2%} ({acc['samples']})" if acc else "–")
+            share = f"{row['int8_mac_share']:.0%}" if row["int8_mac_share"] is not None else "–"
+            kept = str(len(row["fp32_layers"])) if "int8" in row["target"] else "–"
+            met = "" if row["budget_met"] else " (budget NOT met)"
+            lines.append(f"| {row['target']}{met} | {row['size_mb']:.1f} ({row['size_vs_fp32']:.3f}) | {cos} | "
+                         f"{accuracy} | {kept} | {share} | {_checks(row['checks'])} |")
+        lines.append("")
+    return lines[:-1]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
