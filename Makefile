@@ -45,7 +45,7 @@ system-deps:
 	@bash scripts/system-deps.sh
 
 test: setup setup-tensorrt test-venvs system-deps
-	EDGEPORT_NO_COMPONENT_SKIPS=1 EDGEPORT_TEST_ARTIFACTS=test-artifacts $(BIN)/python -m pytest -q -rs -p no:cacheprovider -m "not matrix"
+	EDGEPORT_NO_COMPONENT_SKIPS=1 EDGEPORT_TEST_ARTIFACTS=test-artifacts $(BIN)/python -m pytest -q -rs -p no:cacheprovider -m "not matrix" --durations=25
 
 # The task x family x target matrix (about half an hour on 2 cores): every cell built and run,
 # recorded in test-artifacts/matrix.json, then rendered into bench/results/matrix.json and the README.
