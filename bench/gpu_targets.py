@@ -40,7 +40,9 @@ RUNS = {
 
 
 def export(name: str, work: Path) -> dict:
-    argv = ["edgeport", "--json", "export", *RUNS[name], "--no-profile", "--out", str(work / name)]
+    out = work / name
+    argv = ["edgeport", "--json", "export", *RUNS[name], "--no-profile", "--out",
+            str(out.relative_to(ROOT)) if out.is_relative_to(ROOT) else str(out)]
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "edgeport.cli", *argv[1:]], cwd=ROOT, capture_output=True, text=True)
     sys.stderr.write(done.stderr[-3000:])
@@ -77,13 +79,24 @@ def main() -> int:
 
 
 def _checks(checks: dict | None) -> str:
+    """Each layered check recorded in the manifest (a failing one stops the build, exit 5)."""
     if not checks:
         return "–"
-    passed = [k for k, v in checks.items() if isinstance(v, dict) and v.get("result") in ("passed", "ok")]
-    placement = checks.get("placement") or {}
-    extra = (f"; {placement['int8_matmuls']} MatMuls with Q/DQ inputs, {placement['kept_out']} kept out, "
-             f"0 Q/DQ into LayerNorm/Softmax/Erf") if "int8_matmuls" in placement else ""
-    return f"{len(passed)}/{len(checks)} passed ({', '.join(passed)}){extra}"
+    said = []
+    for name, value in checks.items():
+        value = value if isinstance(value, dict) else {}
+        if name == "structure":
+            said.append("ONNX checker full + strict shape inference" if "passed" in str(value.get("onnx_checker"))
+                        else f"structure: {value}")
+        elif name == "rule_table":
+            said.append(f"TensorRT {value.get('trt_version')} rule table (opset {value.get('opset')} <= "
+                        f"{value.get('max_opset')}): {value.get('result')}")
+        elif name == "placement" and "int8_matmuls" in value:
+            said.append(f"placement: {value['int8_matmuls']} MatMuls with Q/DQ inputs, {value['kept_out']} kept "
+                        f"out, none on the attention core or into LayerNorm/Softmax/Erf")
+        else:
+            said.append(f"{name.replace('_', ' ')}: {value.get('result', value.get('status', 'recorded'))}")
+    return "; ".join(said)
 
 
 def render(document: dict) -> list[str]:
@@ -98,7 +111,7 @@ def render(document: dict) -> list[str]:
                   "| host-side checks |", "|---|---:|---|---|---:|---:|---|"]
         for row in run["rows"]:
             fid, acc = row["fidelity"] or {}, row["accuracy"]
-            cos = f"{fid['mean_cosine']:.4f} / {fid['min_cosine']:.4f} ({fid['samples']})" if fid else "–"
+            cos = f"{fid['mean_cosine']:.8f} / {fid['min_cosine']:.8f} ({fid['samples']})" if fid else "–"
             accuracy = (f"{acc['drop_points']:+.2f} (fp32 {acc['fp32']:.2%} → {acc['artifact']:.2%}), "
                         f"{acc['label_agreement']:.2%} ({acc['samples']})" if acc else "–")
             share = f"{row['int8_mac_share']:.0%}" if row["int8_mac_share"] is not None else "–"
