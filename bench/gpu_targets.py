@@ -61,7 +61,8 @@ def export(name: str, work: Path) -> dict:
             "budget_met": fallback.get("met", True), "fp32_layers": fallback.get("fp32_layers", []),
             "selection": fallback.get("selection"), "int8_mac_share": entry.get("int8_mac_share"),
             "opset": details.get("opset") or (details.get("checks") or {}).get("opset"),
-            "checks": details.get("checks"), "host_side": entry.get("host_side_emulation")})
+            "checks": details.get("checks"), "host_side": entry.get("host_side_emulation"),
+            "cached": entry.get("cached", False)})
     return {"command": " ".join(argv), "exit_code": done.returncode, "seconds": round(time.perf_counter() - started),
             "fp32_size_mb": fp32_mb, "rows": rows}
 
@@ -104,7 +105,9 @@ def render(document: dict) -> list[str]:
              "All figures host-side: ONNX Runtime on this CPU, not TensorRT or MIGraphX (no NVIDIA or AMD GPU here).",
              ""]
     for name, run in document["runs"].items():
-        lines += [f"`{run['command']}` (exit code {run['exit_code']}, {run['seconds']} s; fp32 weights "
+        reused = " (artifacts reused from the run folder's stage cache)" if all(r.get("cached") for r in run["rows"]) \
+            else ""
+        lines += [f"`{run['command']}` (exit code {run['exit_code']}, {run['seconds']} s{reused}; fp32 weights "
                   f"{run['fp32_size_mb']:.1f} MB):", "",
                   "| target | size MB (× fp32) | report-set mean / min cosine (samples) | accuracy Δ points, "
                   "label agreement (report samples) | layers kept out of INT8 | INT8 share of linear MACs "
