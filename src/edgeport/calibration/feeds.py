@@ -30,6 +30,12 @@ def feeds_from_texts(
         # leave them out, and pairs would be fed as one text (all zeros)
         return_token_type_ids="token_type_ids" in input_names or None,
     )
+    return feeds_from_encoding(encoded, input_names)
+
+
+def feeds_from_encoding(encoded, input_names: Sequence[str]) -> dict[str, np.ndarray]:
+    """The graph's int64 feeds from a tokenizer's numpy output (``token_type_ids`` zeros when
+    the tokenizer gives none)."""
     feeds = {}
     for name in input_names:
         if name in encoded:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edgeport.calibration.data import Records
-from edgeport.calibration.feeds import DEFAULT_MAX_LENGTH
+from edgeport.calibration.feeds import DEFAULT_MAX_LENGTH, feeds_from_encoding
 from edgeport.calibration.token_data import Questions, TaggedSentences
 
 
@@ -68,14 +68,7 @@ def encode(tokenizer, data: Records | TaggedSentences | Questions, input_names: 
     for start in range(0, count, batch):
         rows = slice(start, min(start + batch, count))
         encoded = _call(tokenizer, data, rows, input_names, fixed_length)
-        feeds = {}
-        for name in input_names:
-            if name in encoded:
-                feeds[name] = encoded[name].astype(np.int64)
-            elif name == "token_type_ids":
-                feeds[name] = np.zeros_like(encoded["input_ids"], dtype=np.int64)
-            else:
-                raise KeyError(f"the tokenizer gives no '{name}'")
+        feeds = feeds_from_encoding(encoded, input_names)
         real = rows.stop - rows.start
         if fixed_length:
             feeds = {name: _pad_rows(value, batch) for name, value in feeds.items()}
