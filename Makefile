@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -c constraints.txt torch==2.13.0
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[openvino,tflite,devices,sweep,test]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[openvino,tflite,devices,sweep,tune,test]'
 	touch $@
 
 # NVIDIA ModelOpt's ONNX quantizer (tensorrt-int8) and Polygraphy: their own venv, since ModelOpt

@@ -262,3 +262,22 @@ def test_compress_user_errors(tiny_models, tmp_path, run_cli, body, needle):
                              "--out", tmp_path / "run")
     assert code == 2 and needle in err and "Traceback" not in err
     assert not (tmp_path / "run" / "compressed").exists()
+
+
+def test_distillation_gives_up_on_a_hopeless_student(tiny_models):
+    """give_up_drop: after the first epoch, a student too far below its teacher stops the run
+    (exit 5) before anything is built; a tune counts the trial as pruned."""
+    from edgeport.errors import DistillationAbandonedError
+
+    teacher, student = _fresh(tiny_models, "text-classification"), _fresh(tiny_models, "text-classification")
+    with torch.no_grad():  # a student that answers the opposite class: 100 points of agreement below
+        head = student.model.classifier
+        head.weight.mul_(-1)
+        head.bias.mul_(-1)
+    settings = DistillStep(op="distill", epochs=2, lr=1e-9, batch_size=16, give_up_drop=5.0)
+    with pytest.raises(DistillationAbandonedError, match="points below its teacher") as caught:
+        distill(student, teacher, TEXTS, None, settings, UI(quiet=True))
+    assert caught.value.exit_code == 5
+    report = distill(_fresh(tiny_models, "text-classification"), teacher, TEXTS, None,
+                     settings.model_copy(update={"give_up_drop": 100.0}), UI(quiet=True))
+    assert len(report["history"]) >= 2  # within the limit: trained on

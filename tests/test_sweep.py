@@ -26,7 +26,8 @@ import yaml
 from edgeport.errors import UsageError
 from edgeport.sweep.folder import finished
 from edgeport.sweep.report import pareto
-from edgeport.sweep.spec import INPUT_PREFIX, expand, sweep_from_dict
+from edgeport.runs import hash_path
+from edgeport.sweep.spec import INPUT_PREFIX, expand, job_recipe, sweep_from_dict
 
 pytest.importorskip("ray", reason="Ray is part of the set-up (the sweep extra)")
 
@@ -73,6 +74,22 @@ def test_expansion_and_content_keys(tiny_models, tmp_path):
     assert [j.key for j in expand(spec_moved, tmp_path).jobs] == [j.key for j in plan.jobs]
     (moved / "config.json").write_text((moved / "config.json").read_text().replace("\n", "\n "))
     assert not {j.key for j in expand(spec_moved, tmp_path).jobs} & {j.key for j in plan.jobs}
+
+
+def test_every_data_file_of_a_recipe_travels_as_an_input(tiny_models, tmp_path, sst_like):
+    """Eval, calibration, compress and budget data are shipped by content, not by local path."""
+    model = tiny_models("bert", "text-classification")
+    data = {"path": str(sst_like), "label_column": "label"}
+    spec = sweep_from_dict({"recipe": {"model": str(model), "eval": data, "calibration": {"data": data},
+                                       "budget": {"data": data, "max_drop": 1.0, "min_fidelity": None}},
+                            "axes": {"targets": ["onnx-int8"]}})
+    (job,) = expand(spec, tmp_path).jobs
+    sha = hash_path(sst_like)
+    for path in (job.recipe["eval"]["path"], job.recipe["calibration"]["data"]["path"],
+                 job.recipe["budget"]["data"]["path"]):
+        assert path == f"{INPUT_PREFIX}{sha}/{sst_like.name}"
+    recipe = job_recipe(job.recipe, tmp_path / "inputs")
+    assert recipe.budget.data.path == tmp_path / "inputs" / sha / sst_like.name
 
 
 def test_sweep_file_errors_are_usage_errors(tmp_path):

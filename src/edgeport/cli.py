@@ -479,6 +479,33 @@ def sweep(state: State, sweep_path: Path, address: str | None, out: Path | None,
 
 
 @cli.command()
+@click.argument("tune_path", metavar="TUNE.yaml", type=click.Path(path_type=Path))
+@click.option("--trials", type=click.IntRange(min=1), default=None, help="Trials in all [the tune file's trials:].")
+@click.option("--address", default=None, metavar="auto|HOST:PORT|ray://HOST:PORT",
+              help="Run the trials on this Ray cluster; default: an embedded local Ray.")
+@click.option("--out", "-o", type=click.Path(path_type=Path), default=None,
+              help="Tune folder (default: runs/<tune file name>).")
+@click.option("--resume", is_flag=True, help="Continue the tune in --out: its finished trials join the new study.")
+@click.pass_obj
+def tune(state: State, tune_path: Path, trials: int | None, address: str | None, out: Path | None,
+         resume: bool) -> None:
+    """Search compression recipes under limits (accuracy drop, size, p50): trials chosen on a
+    selection set carved from the training data, the front graded once on the recipe's eval set.
+
+    \b
+    edgeport tune recipes/sst2-tune.yaml --trials 12
+    edgeport tune lab-tune.yaml --address 10.0.0.2:6379 --resume
+    """
+    from edgeport.tune.report import markdown
+    from edgeport.tune.run import run_tune
+
+    out = out or _default_out(tune_path.stem)
+    with state.work():
+        document = run_tune(tune_path, out, address, trials, resume, state.ui)
+    state.emit(document, markdown(document))
+
+
+@cli.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option("--target", "-t", "target", required=True, help="The built target to run (e.g. onnx-int8).")
 @click.option("--text", "texts", multiple=True, help="A text (repeatable).")

@@ -80,6 +80,11 @@ class BudgetNotMetError(VerificationError):
     pass
 
 
+class DistillationAbandonedError(VerificationError):
+    """Distillation stopped after its first epoch because the student was too far below its
+    teacher (``distill.give_up_drop``): no artifact is built from a hopeless model."""
+
+
 class DeviceError(EdgeportError):
     exit_code = 6
 

@@ -19,11 +19,23 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class SplitSpec(_Strict):
+    """One part of a labelled file carved in two (``calibration.data.carve``): ``selection``, a
+    seeded, label-stratified draw of ``size`` rows of at least ``min_words`` words, or ``rest``,
+    every other row whose text is not also a selection text. The same numbers give the same
+    rows, so a recipe can train on one part and choose on the other without writing files."""
+    part: Literal["selection", "rest"]
+    size: int = Field(gt=0)
+    seed: int = 0
+    min_words: int = Field(0, ge=0)
+
+
 class DataSpec(_Strict):
     path: Path
     text_column: str | None = None
     text_pair_column: str | None = None  # the second text of a pair (sentence pairs; QA: the context)
     label_column: str | None = None
+    split: SplitSpec | None = None  # only this part of the file's rows
 
 
 class CalibrationSpec(_Strict):
@@ -118,6 +130,10 @@ class DistillStep(_Strict):
     validation_fraction: float = Field(0.02, gt=0, lt=1)
     patience: int = Field(1, ge=1)
     max_samples: int | None = Field(None, gt=0)
+    # after the first epoch, abandon the run (exit 5, nothing built) when the student's validation
+    # accuracy (label agreement, or cosine, x100 without labels) is more than this many points below
+    # the teacher's on the same rows: how a tune prunes a hopeless trial early
+    give_up_drop: float | None = Field(None, ge=0)
     seed: int = 0
 
 
@@ -177,7 +193,7 @@ def recipe_from_dict(data: dict, names: dict[str, str] | None = None, source: st
     return validated(Recipe, data, names, source)
 
 
-def _anchored(recipe: Recipe, base: Path) -> Recipe:
+def anchored(recipe: Recipe, base: Path) -> Recipe:
     """Relative paths of a recipe file (model folder, data files) resolved against the
     recipe's own folder, as compose files and CI configs do: a recipe works from anywhere."""
     def data(spec: DataSpec | None) -> DataSpec | None:
@@ -210,4 +226,4 @@ def recipe_from_yaml(path: Path) -> Recipe:
     if not isinstance(data, dict):
         raise UsageError(f"recipe '{path}' must be a YAML mapping, not a {type(data).__name__}",
                          hint="see the recipes/ folder for examples")
-    return _anchored(recipe_from_dict(data, source=str(path)), path.resolve().parent)
+    return anchored(recipe_from_dict(data, source=str(path)), path.resolve().parent)

@@ -226,20 +226,26 @@ def sample(records: Records, size: int | None, seed: int = 0) -> Records:
     return Records(records.source, [records.texts[i] for i in order], labels, pairs)
 
 
-def split_for_selection(records: Records, fraction: float = SELECTION_FRACTION, seed: int = 0
-                        ) -> tuple[Records, Records]:
-    """(selection, report): a seeded split of labelled records, stratified by label so both
-    halves keep the label mix; every record lands in exactly one of the two."""
-    if records.labels is None:
-        raise ValueError("only labelled records are split for selection")
+def _stratified(labels: list[str], fraction: float, seed: int) -> set[int]:
+    """A seeded draw of ``fraction`` of the rows of each label."""
     by_label: dict[str, list[int]] = {}
-    for i, label in enumerate(records.labels):
+    for i, label in enumerate(labels):
         by_label.setdefault(label, []).append(i)
     rng, chosen = random.Random(seed), set()
     for label in sorted(by_label):
         members = by_label[label]
         rng.shuffle(members)
         chosen.update(members[:round(len(members) * fraction)])
+    return chosen
+
+
+def split_for_selection(records: Records, fraction: float = SELECTION_FRACTION, seed: int = 0
+                        ) -> tuple[Records, Records]:
+    """(selection, report): a seeded split of labelled records, stratified by label so both
+    halves keep the label mix; every record lands in exactly one of the two."""
+    if records.labels is None:
+        raise ValueError("only labelled records are split for selection")
+    chosen = _stratified(records.labels, fraction, seed)
     if not chosen or len(chosen) == len(records.texts):
         raise DataFileError(f"{records.source} has too few rows ({len(records.texts)}) to split into a selection "
                             f"and a report set", hint="give more labelled rows, or a separate --budget-data file")
@@ -251,3 +257,48 @@ def split_for_selection(records: Records, fraction: float = SELECTION_FRACTION, 
                        [records.texts[i] for i in rows], [records.labels[i] for i in rows], pairs)
 
     return part(True, "selection"), part(False, "report")
+
+
+@dataclass(frozen=True)
+class Carved:
+    selection: Records
+    rest: Records
+    dropped: int  # rows of the rest whose text is also a selection text (dropped from the rest)
+
+
+def carve(records: Records, size: int, seed: int = 0, min_words: int = 0) -> Carved:
+    """``size`` selection rows (seeded, label-stratified, of at least ``min_words`` words) and
+    the rest, disjoint by text: a rest row repeating a selection text is dropped (training files
+    such as SST-2's repeat phrases)."""
+    if records.labels is None:
+        raise DataFileError(f"{records.source} has no labels to stratify a selection split by",
+                            hint="name its label column (label_column)")
+    eligible = [i for i, text in enumerate(records.texts) if len(text.split()) >= min_words]
+    if size >= len(eligible):
+        raise DataFileError(f"{records.source} has {len(eligible)} rows of at least {min_words} words; the selection "
+                            f"split asks for {size}", hint="lower the split's size or min_words")
+    picked = {eligible[i] for i in _stratified([records.labels[j] for j in eligible], size / len(eligible), seed)}
+    keys = list(zip(records.texts, records.pairs or [None] * len(records.texts)))
+    chosen_keys = {keys[i] for i in picked}
+    rest = [i for i in range(len(records.texts)) if i not in picked and keys[i] not in chosen_keys]
+    dropped = len(records.texts) - len(picked) - len(rest)
+    return Carved(_rows(records, sorted(picked), f"selection split, {len(picked)} rows"),
+                  _rows(records, rest, f"rest after a {len(picked)}-row selection split, {len(rest)} rows"), dropped)
+
+
+def _rows(records: Records, rows: list[int], name: str) -> Records:
+    return Records(f"{records.source} ({name})", [records.texts[i] for i in rows],
+                   [records.labels[i] for i in rows] if records.labels is not None else None,
+                   [records.pairs[i] for i in rows] if records.pairs is not None else None)
+
+
+def records_from_spec(spec, need_labels: bool = False) -> Records:
+    """The records a recipe's DataSpec names: the file, or one part of its split."""
+    records = records_from_file(spec.path, spec.text_column, spec.label_column,
+                                need_labels=need_labels or spec.split is not None,
+                                text_pair_column=spec.text_pair_column)
+    if spec.split is None:
+        return records
+    carved = carve(records, spec.split.size, spec.split.seed, spec.split.min_words)
+    return carved.selection if spec.split.part == "selection" else carved.rest
+

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from edgeport.compress.evaluate import encode, label_ids, probe_from
+from edgeport.errors import DistillationAbandonedError
 from edgeport.model.load import LoadedModel
 from edgeport.model.wrappers import pooled
 from edgeport.recipe import DistillStep as DistillSettings
@@ -95,6 +96,21 @@ def _metric(result: dict) -> float:
     return result.get("accuracy", result.get("agreement", result["mean_cosine"]))
 
 
+def _points(result: dict) -> float:
+    """The validation metric in points (accuracy is measured in percent already)."""
+    return result["accuracy"] if "accuracy" in result else _metric(result) * 100
+
+
+def _give_up(settings: DistillSettings, teacher: dict, student: dict) -> None:
+    """After the first epoch: a student more than ``give_up_drop`` points below its teacher."""
+    drop = _points(teacher) - _points(student)
+    if settings.give_up_drop is not None and drop > settings.give_up_drop:
+        raise DistillationAbandonedError(
+            f"distillation abandoned after epoch 1: the student is {drop:.2f} points below its teacher on the "
+            f"validation rows (give_up_drop {settings.give_up_drop})",
+            hint="a lighter compression, or more epochs per trial, or a larger give_up_drop")
+
+
 def distill(student: LoadedModel, teacher: LoadedModel, texts: list[str], labels: list[str] | None,
             settings: DistillSettings, ui: UI, origin: list[int] | None = None) -> dict:
     """Train ``student`` in place; ``origin``: the teacher block each student block was kept from."""
@@ -124,6 +140,7 @@ def distill(student: LoadedModel, teacher: LoadedModel, texts: list[str], labels
         optimizer, lambda step: min((step + 1) / warm, max(0.0, (steps - step) / max(1, steps - warm))))
 
     start = probe.measure(student)
+    teacher_result = probe.measure(teacher) if settings.give_up_drop is not None else None
     history = [{"epoch": 0, "loss": None, "validation": start}]
     best, best_state, stale = _metric(start), copy.deepcopy(student.model.state_dict()), 0
     for epoch in range(1, settings.epochs + 1):
@@ -151,6 +168,8 @@ def distill(student: LoadedModel, teacher: LoadedModel, texts: list[str], labels
                         "first_loss": round(float(np.mean(losses[:20])), 5),
                         "last_loss": round(float(np.mean(losses[-20:])), 5), "validation": result})
         ui.info(f"epoch {epoch}: loss {np.mean(losses):.4f}, validation {result}")
+        if epoch == 1 and teacher_result is not None:
+            _give_up(settings, teacher_result, result)
         if _metric(result) > best:
             best, best_state, stale = _metric(result), copy.deepcopy(student.model.state_dict()), 0
         else:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeport.calibration.data import Records, builtin_texts, records_from_file
+from edgeport.calibration.data import Records, builtin_texts, records_from_spec
 from edgeport.errors import UsageError
 from edgeport.model.load import model_from_path, path_from_ref, save_model
 from edgeport.recipe import Recipe
@@ -27,16 +27,23 @@ def _data(recipe: Recipe) -> Records:
     spec = recipe.compress.data
     if spec is None:
         return builtin_texts("calibration")
-    return records_from_file(spec.path, spec.text_column, spec.label_column)
+    return records_from_spec(spec)
 
 
 def _probe_records(recipe: Recipe) -> Records:
     """Labelled eval data when the recipe has it (reported only, never trained on), else the
     built-in held-out texts."""
     if recipe.eval is not None:
-        return records_from_file(recipe.eval.path, recipe.eval.text_column, recipe.eval.label_column,
-                                 need_labels=True)
+        return records_from_spec(recipe.eval, need_labels=True)
     return builtin_texts("heldout")
+
+
+def _content(records: Records) -> str:
+    """What decides the stage's outcome about a set of records: its rows (a split of a file is
+    not the file)."""
+    if records.source.startswith("builtin"):
+        return records.source
+    return cache_key(texts=records.texts, labels=records.labels, pairs=records.pairs)
 
 
 def _reload_error(folder: Path, loaded, texts: list[str]) -> float:
@@ -57,9 +64,7 @@ def compress_stage(run: RunDir, recipe: Recipe, ui: UI) -> tuple[Path, dict, boo
     source = path_from_ref(recipe.model)
     data, probe_records = _data(recipe), _probe_records(recipe)
     key = cache_key(stage="compress", source=hash_path(source), spec=recipe.compress.model_dump(mode="json"),
-                    data=data.source if data.source.startswith("builtin") else hash_path(Path(data.source)),
-                    probe=probe_records.source if probe_records.source.startswith("builtin")
-                    else hash_path(Path(probe_records.source)), edgeport=code_version())
+                    data=_content(data), probe=_content(probe_records), edgeport=code_version())
     out = compressed_dir(run)
     if stage_is_current(out, key):
         return out, read_json(out / REPORT), True

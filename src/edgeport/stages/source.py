@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeport.artifact import ModelFacts
-from edgeport.calibration.data import Records, builtin_texts, records_from_file, sample
+from edgeport.calibration.data import Records, builtin_texts, records_from_spec, sample
 from edgeport.calibration.feeds import CalibrationSet
 from edgeport.calibration.token_data import Questions, TaggedSentences, builtin_questions, questions_from_file, \
     tagged_from_file
@@ -93,11 +93,18 @@ def _first_row_keys(path: Path) -> set[str]:
     return set()
 
 
+def _no_split(spec: DataSpec, task: str) -> None:
+    if spec.split is not None:
+        raise UsageError(f"a data split (split:) carves single texts or pairs; {task} data is not split yet",
+                         hint="give the selection rows as their own file")
+
+
 def _token_calibration(spec: DataSpec, task: str) -> Records:
     """Calibration of a tagger: plain sentences, or the sentences of a CoNLL / tokens .jsonl
     file joined; of a QA reader: (question, context) pairs from a SQuAD-style .jsonl file (or
     a table with --text-column / --text-pair-column)."""
     path = Path(spec.path)
+    _no_split(spec, task)
     if task == "token-classification":
         if path.suffix.lower() in (".conll", ".iob", ".bio") or "tokens" in _first_row_keys(path):
             return tagged_from_file(path, need_tags=False).as_records()
@@ -110,6 +117,7 @@ def _token_calibration(spec: DataSpec, task: str) -> Records:
 def _token_labelled(spec: DataSpec, need_labels: bool, task: str) -> TaggedSentences | Questions:
     """Labelled data of a tagger (CoNLL or tokens/ner_tags .jsonl) or a QA reader (SQuAD-style
     .jsonl); their fields are fixed by the format, so column flags do not apply."""
+    _no_split(spec, task)
     named = [flag for flag, value in (("--text-column", spec.text_column), ("--label-column", spec.label_column),
                                       ("--text-pair-column", spec.text_pair_column)) if value]
     if named:
@@ -122,8 +130,7 @@ def _token_labelled(spec: DataSpec, need_labels: bool, task: str) -> TaggedSente
 
 
 def _records(spec: DataSpec, need_labels: bool, task: str | None = None) -> Records:
-    records = records_from_file(spec.path, spec.text_column, spec.label_column, need_labels=need_labels,
-                                text_pair_column=spec.text_pair_column)
+    records = records_from_spec(spec, need_labels)
     if task in PAIR_TASKS and records.pairs is None:
         raise DataFileError(f"{task} models read two texts per example; '{spec.path}' was read as single texts",
                             hint="name the second text's column with --text-pair-column")

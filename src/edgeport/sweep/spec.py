@@ -38,6 +38,7 @@ from edgeport.runs import cache_key, code_version, hash_path, tool_versions
 
 INPUT_PREFIX = "@input/"  # a local path in a job's recipe: @input/<sha256>[/<file name>]
 BUILTIN_MODELS = ("minilm",)
+DATA_SECTIONS = ("calibration", "compress", "budget")  # recipe sections whose data: is a local file
 
 
 class _Strict(BaseModel):
@@ -166,7 +167,7 @@ def _localise(recipe: dict, inputs: _Inputs) -> tuple[dict, tuple[str, ...]]:
     if recipe["model"] not in BUILTIN_MODELS:
         recipe["model"], sha = inputs.ref(recipe["model"], "model folder")
         used.append(sha)
-    for section in ("calibration", "compress"):
+    for section in DATA_SECTIONS:
         data = (recipe.get(section) or {}).get("data")
         if data:
             data["path"], sha = inputs.ref(data["path"], f"{section} data")
@@ -241,7 +242,7 @@ def job_recipe(recipe: dict, inputs_root: Path) -> Recipe:
 
     data = json.loads(json.dumps(recipe))
     data["model"] = local(data["model"])
-    for section in ("calibration", "compress"):
+    for section in DATA_SECTIONS:
         if (data.get(section) or {}).get("data"):
             data[section]["data"]["path"] = local(data[section]["data"]["path"])
     if data.get("eval"):

@@ -1,0 +1,185 @@
+#!/usr/bin/env python3
+"""`edgeport tune` on the SST-2 classifier (../shared/models/minilm-sst2), then the tuned recipe
+run the way users run it, measured side by side with the uncompressed OpenVINO INT8 artifact
+of the same model and PyTorch fp32 eager:
+
+- the tune: recipes/sst2-tune.yaml (its trial count stated), trials ranked on 2,000 selection
+  rows carved from train.tsv, the front graded once on dev.tsv (the report set);
+- the tuned recipe (the tune's best.yaml, copied to recipes/sst2-tuned.yaml) run with
+  ``edgeport run``: compressed again from the original, exported, INT8-budgeted on the
+  selection rows, graded on dev.tsv;
+- size: the artifact's files vs the fp32 weights (model.safetensors);
+- speed: p50 at batch 1 x 128, every artifact and the baseline timed in their own fresh
+  processes, alternating over rounds (median p50 and its spread).
+
+    python bench/tune.py [--trials 10] [--rounds 3] [--runs 200] [--work runs/bench-tune]
+
+Writes bench/results/tune.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from _results import provenance_line, write_results
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+MODEL, TRAIN, DEV = SHARED / "models/minilm-sst2", SHARED / "data/sst2/train.tsv", SHARED / "data/sst2/dev.tsv"
+TUNE = ROOT / "recipes" / "sst2-tune.yaml"
+TUNED = ROOT / "recipes" / "sst2-tuned.yaml"
+BARS = {"smaller": 30.0, "faster_than_openvino_int8": 3.0, "max_drop": 1.0, "hours": 2.0}
+
+
+def _uncompressed(work: Path, ui):
+    from edgeport.recipe import recipe_from_dict
+    from edgeport.stages.flow import run_export
+
+    data = {"model": str(MODEL), "targets": ["openvino-int8"], "profile": {"enabled": False},
+            "calibration": {"data": {"path": str(TRAIN), "text_column": "sentence"}, "size": 300},
+            "eval": {"path": str(DEV), "text_column": "sentence", "label_column": "label"},
+            "budget": {"min_fidelity": None}}
+    return run_export(recipe_from_dict(data), work / "openvino-int8", ui)
+
+
+def _tuned_recipe(best: Path) -> None:
+    """best.yaml (paths relative to the tune folder's recipes/) as recipes/sst2-tuned.yaml (paths
+    relative to recipes/, the way the repository's recipes name ../shared)."""
+    import yaml
+
+    from edgeport.recipe import recipe_from_yaml
+
+    recipe = recipe_from_yaml(best).model_dump(mode="json", exclude_none=True)
+    recipe["model"] = "../../shared/models/minilm-sst2"
+    for data in (recipe["eval"], recipe["budget"]["data"], recipe["calibration"]["data"], recipe["compress"]["data"]):
+        data["path"] = "../../shared/data/sst2/" + Path(data["path"]).name
+    recipe["profile"] = {"runs": 100}
+    head = [line for line in best.read_text().splitlines() if line.startswith("# parameters")]
+    TUNED.write_text("# The SST-2 classifier as `edgeport tune recipes/sst2-tune.yaml` chose it (bench/tune.py):\n"
+                     "# trained on train.tsv less 2,000 selection rows, chosen on those rows, graded on dev.tsv.\n"
+                     "#   edgeport run recipes/sst2-tuned.yaml --out runs/sst2-tuned   (needs ../shared beside the checkout)\n"
+                     + "\n".join(head) + "\n" + yaml.safe_dump(recipe, sort_keys=False))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=None, help="[the tune file's trials:]")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--work", type=Path, default=Path("runs/bench-tune"))
+    parser.add_argument("--resume", action="store_true", help="continue the tune in --work")
+    args = parser.parse_args()
+    if not MODEL.is_dir():
+        raise SystemExit(f"{MODEL} is missing: this benchmark needs ../shared beside the checkout")
+    from edgeport.devices.local_profile import profile_local
+    from edgeport.recipe import ProfileSpec, recipe_from_yaml
+    from edgeport.stages.flow import run_export
+    from edgeport.tune.run import run_tune
+    from edgeport.ui import UI, quiet_libraries
+
+    quiet_libraries()
+    ui = UI()
+    started = time.perf_counter()
+    tune = run_tune(TUNE, args.work / "tune", None, args.trials, args.resume, ui)
+    tune_seconds = time.perf_counter() - started
+    if tune["best"] is None:
+        raise SystemExit("no trial met the limits on the selection set; nothing to run")
+    _tuned_recipe(Path(tune["recipes"]["best"]))
+    started = time.perf_counter()
+    if (args.work / "tuned").exists():
+        shutil.rmtree(args.work / "tuned")
+    tuned = run_export(recipe_from_yaml(TUNED).model_copy(update={"profile": ProfileSpec(enabled=False)}),
+                       args.work / "tuned", ui)
+    run_seconds = time.perf_counter() - started
+    ov = _uncompressed(args.work, ui)
+    (_, tuned_entry), = tuned.targets.items()
+    (_, ov_entry), = ov.targets.items()
+    original_dir = Path(ov_entry.artifact).parents[1] / "model"
+    rows = {"PyTorch fp32 eager": {"folder": original_dir, "p50": []},
+            "openvino-int8, uncompressed": {"folder": Path(ov_entry.artifact), "p50": []},
+            "tuned: recipes/sst2-tuned.yaml (openvino-int8)": {"folder": Path(tuned_entry.artifact), "p50": []}}
+    spec = ProfileSpec(runs=args.runs, warmup=20)
+    for r in range(args.rounds):
+        for name, row in rows.items():
+            ui.info(f"round {r + 1}/{args.rounds}: {name}")
+            row["p50"].append(profile_local(row["folder"], spec).latency_ms.p50)
+    weights_mb = sum(f.stat().st_size for f in MODEL.glob("*.safetensors")) / 1e6
+    comp = tuned.compression or {}
+    best = next(t for t in tune["trials"] if t["number"] == tune["best"])
+    document = {
+        "date": time.strftime("%Y-%m-%d"), "rounds": args.rounds, "runs": args.runs, "weights_mb": weights_mb,
+        "bars": BARS,
+        "tune": {"file": str(TUNE.relative_to(ROOT)), "trials": len(tune["trials"]),
+                 "states": {s: sum(t["state"] == s for t in tune["trials"]) for s in ("complete", "pruned", "failed")},
+                 "seconds": round(tune_seconds, 1), "sets": tune["sets"], "limits": tune["limits"],
+                 "front": tune["front"], "best": best, "trial_rows": tune["trials"]},
+        "tuned_run": {"recipe": str(TUNED.relative_to(ROOT)), "seconds": round(run_seconds, 1),
+                      "parameters": tuned.model.parameters, "size_mb": tuned_entry.size_mb,
+                      "original_dev_accuracy": (comp.get("before") or {}).get("accuracy"),
+                      "dev_accuracy": round(tuned_entry.accuracy.artifact * 100, 2),
+                      "dev_samples": tuned_entry.accuracy.samples, "accuracy_source": tuned_entry.accuracy.source,
+                      "int8_fp32_layers": len(tuned_entry.fallback.fp32_layers) if tuned_entry.fallback else None},
+        "openvino_int8": {"size_mb": ov_entry.size_mb, "dev_accuracy": round(ov_entry.accuracy.artifact * 100, 2)},
+        "latency": {name: {"p50": row["p50"], "median": statistics.median(row["p50"])} for name, row in rows.items()},
+    }
+    write_results("tune", document, render)
+    return 0
+
+
+def render(document: dict) -> list[str]:
+    t, run, lat = document["tune"], document["tuned_run"], document["latency"]
+    names = list(lat)
+    torch_p50, ov_p50, tuned_p50 = (lat[n]["median"] for n in names)
+    smaller = document["weights_mb"] / run["size_mb"]
+    faster = ov_p50 / tuned_p50
+    drop = run["original_dev_accuracy"] - run["dev_accuracy"]
+    hours = (t["seconds"] + run["seconds"]) / 3600
+    bars = document["bars"]
+    sets = t["sets"]
+    lines = [provenance_line(document, "bench/tune.py"), "",
+             f"Tune `{t['file']}`: {t['trials']} trials ({t['states']['complete']} complete, {t['states']['pruned']} "
+             f"pruned after distillation's first epoch, {t['states']['failed']} failed) in {t['seconds'] / 60:.0f} min; "
+             f"the tuned recipe's own run (`edgeport run`, compressed again from the original) "
+             f"{run['seconds'] / 60:.0f} min. Sets: {sets['train_rows']} training rows; {sets['selection_rows']} "
+             f"selection rows (sentences of at least {sets['selection_min_words']} words, seed "
+             f"{sets['selection_seed']}) chose every trial, the best and the INT8 fallback layers; dev.tsv "
+             f"({sets['report_rows']} rows) is the report set and chose nothing.", "",
+             "| trial | state | selection drop | size MB | p50 ms (in-tune) | meets limits | dev drop (front only) | parameters |",
+             "|---:|---|---:|---:|---:|---|---:|---|"]
+    for row in t["trial_rows"]:
+        sel, rep = row.get("selection") or {}, row.get("report") or {}
+        mark = " (best)" if row["number"] == t["best"]["number"] else ""
+        params = ", ".join(f"{k}={v}" for k, v in row["params"].items()
+                           if k not in ("prune_vocab", "epochs", "lr", "max_samples", "int8_max_drop"))
+        fmt = (lambda v, s=".2f": "–" if v is None else format(v, s))
+        lines.append(f"| {row['number']}{mark} | {row['state']} | {fmt(sel.get('drop_points'), '+.2f')} | "
+                     f"{fmt(row.get('size_mb'))} | {fmt(row.get('p50_ms'))} | {'yes' if row.get('feasible') else 'no'} "
+                     f"| {fmt(rep.get('drop_points'), '+.2f')} | {params} |")
+    lines += ["", f"Side by side, batch 1 x 128, {document['rounds']} rounds x {document['runs']} runs, each in its "
+                  "own process (host-side, this machine):", "",
+              "| artifact | size MB | × smaller than fp32 weights | p50 ms (spread) | dev accuracy |",
+              "|---|---:|---:|---:|---:|"]
+    sizes = {names[0]: document["weights_mb"], names[1]: document["openvino_int8"]["size_mb"], names[2]: run["size_mb"]}
+    accs = {names[0]: run["original_dev_accuracy"], names[1]: document["openvino_int8"]["dev_accuracy"],
+            names[2]: run["dev_accuracy"]}
+    for name in names:
+        p50 = lat[name]["p50"]
+        lines.append(f"| {name} | {sizes[name]:.2f} | {document['weights_mb'] / sizes[name]:.1f} | "
+                     f"{lat[name]['median']:.2f} ({min(p50):.2f}–{max(p50):.2f}) | {accs[name]:.2f} |")
+    verdict = lambda ok: "met" if ok else "NOT met"  # noqa: E731
+    lines += ["", f"Tuned vs the bars: {smaller:.1f}x smaller than the fp32 weights (bar {bars['smaller']:.0f}x: "
+                  f"{verdict(smaller >= bars['smaller'])}); {faster:.2f}x faster than the uncompressed openvino-int8 "
+                  f"(bar {bars['faster_than_openvino_int8']:.0f}x: {verdict(faster >= bars['faster_than_openvino_int8'])}); "
+                  f"{drop:+.2f} points lost on dev.tsv, the report set (bar {bars['max_drop']}: "
+                  f"{verdict(drop <= bars['max_drop'])}); tune and run {hours:.2f} h (bar {bars['hours']:.0f} h: "
+                  f"{verdict(hours <= bars['hours'])}). PyTorch fp32 eager p50 {torch_p50:.2f} ms."]
+    return lines
+
+
+if __name__ == "__main__":
+    sys.exit(main())

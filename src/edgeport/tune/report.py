@@ -1,0 +1,136 @@
+"""The tune's report: each trial's line while it runs; the front graded once on the report set
+(the artifact through ``edgeport.runtime``, the code path users run, against the original
+fp32 model in PyTorch); ``tune.md`` and a self-contained ``tune.html`` with the front plotted
+(selection-set drop against size, p50 as the marker size)."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+from edgeport.calibration.data import Records
+from edgeport.report.plots import _png, plt
+from edgeport.tune.document import SetScore, Trial
+
+
+def trial_line(trial: Trial) -> str:
+    head = f"trial {trial.number} {trial.params}: "
+    if trial.state != "complete":
+        return head + f"{trial.state}: {(trial.error or {}).get('message', '')}"
+    s = trial.selection
+    return head + (f"selection accuracy {s.artifact:.2f} (drop {s.drop_points:+.2f}), {trial.size_mb:.2f} MB, "
+                   f"p50 {_fmt(trial.p50_ms)} ms" + ("" if trial.feasible else f" · misses: {'; '.join(trial.violations)}")
+                   + (" (ran earlier)" if trial.cached else ""))
+
+
+class Grader:
+    """The report set, its labels and the original fp32 model's predictions on it (computed
+    once); ``graded`` adds a trial's artifact's figures on it."""
+
+    def __init__(self, original, records: Records):
+        from edgeport.compress.evaluate import label_ids, outputs_of
+
+        self.records = records
+        self.labels = label_ids(records.labels, original.model.config, records.source)
+        self.reference = outputs_of(original, records.texts).argmax(1)
+        self.original = round(float((self.reference == self.labels).mean()) * 100, 2)
+
+    def graded(self, trial: Trial, out: Path) -> Trial:
+        import edgeport.runtime as runtime
+
+        folder = out / "jobs" / trial.key[:16] / "targets" / _target_of(out, trial)
+        predicted = runtime.load(folder).logits(self.records.texts).argmax(1)
+        artifact = round(float((predicted == self.labels).mean()) * 100, 2)
+        score = SetScore(set="report", source=self.records.source, samples=len(self.records.texts),
+                         original=self.original, artifact=artifact, drop_points=round(self.original - artifact, 2),
+                         label_agreement=round(float((predicted == self.reference).mean()), 4))
+        return trial.model_copy(update={"report": score})
+
+
+def _target_of(out: Path, trial: Trial) -> str:
+    (name,) = [p.name for p in (out / "jobs" / trial.key[:16] / "targets").iterdir() if p.is_dir()]
+    return name
+
+
+def _fmt(value, spec: str = ".2f") -> str:
+    return "–" if value is None else format(value, spec)
+
+
+def _rows(document: dict) -> list[list[str]]:
+    rows = []
+    front, best = set(document["front"]), document["best"]
+    for t in document["trials"]:
+        sel, rep = t.get("selection") or {}, t.get("report") or {}
+        mark = ("best" if t["number"] == best else "front" if t["number"] in front else "")
+        rows.append([str(t["number"]), mark, t["state"], _fmt(sel.get("artifact")), _fmt(sel.get("drop_points"), "+.2f"),
+                     _fmt(t.get("size_mb")), _fmt(t.get("p50_ms")), "yes" if t.get("feasible") else "no",
+                     _fmt(rep.get("artifact")), _fmt(rep.get("drop_points"), "+.2f"),
+                     ", ".join(f"{k}={v}" for k, v in t["params"].items())])
+    return rows
+
+
+COLUMNS = ["trial", "", "state", "selection acc %", "selection drop", "size MB", "p50 ms", "meets limits",
+           "report acc %", "report drop", "parameters"]
+
+
+def _summary(document: dict) -> list[str]:
+    s = document["sets"]
+    lines = [f"Sets (disjoint): training {s['train_rows']} rows of {s['training']}; selection {s['selection_rows']} "
+             f"rows carved from it (seed {s['selection_seed']}, label-stratified) — every choice; report set "
+             f"{s['report_rows']} rows of {s['report']} — measured once for the front, chose nothing. "
+             f"Dropped as duplicates across sets: {s['dropped']}.",
+             f"Limits (on the selection set): {document['limits']}; objectives minimised: "
+             f"{', '.join(document['objectives'])}; best = the feasible trial preferring {document['prefer']}."]
+    best = next((t for t in document["trials"] if t["number"] == document["best"]), None)
+    if best is None:
+        lines.append("No trial met every limit on the selection set.")
+    else:
+        rep = best.get("report") or {}
+        lines.append(f"Best: trial {best['number']}, {best['size_mb']:.2f} MB, p50 {_fmt(best['p50_ms'])} ms; selection drop "
+                     f"{best['selection']['drop_points']:+.2f} points; report-set drop "
+                     f"{_fmt(rep.get('drop_points'), '+.2f')} points ({_fmt(rep.get('original'))} -> "
+                     f"{_fmt(rep.get('artifact'))} %). Recipe: {document['recipes'].get('best')}")
+    return lines
+
+
+def markdown(document: dict) -> str:
+    lines = [f"# Tune {document['name']}", ""] + [f"- {line}" for line in _summary(document)] + [""]
+    lines += ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(row) + " |" for row in _rows(document)]
+    return "\n".join(lines) + "\n"
+
+
+def _chart(document: dict) -> str | None:
+    done = [t for t in document["trials"] if t["state"] == "complete"]
+    if not done:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    front = set(document["front"])
+    for t in done:
+        colour = "tab:green" if t["feasible"] else "tab:grey"
+        size = 30 + 10 * (t.get("p50_ms") or 1)
+        ax.scatter(t["size_mb"], t["selection"]["drop_points"], s=size, c=colour,
+                   edgecolors="black" if t["number"] in front else "none", linewidths=1.5, alpha=0.8)
+        ax.annotate(str(t["number"]), (t["size_mb"], t["selection"]["drop_points"]), fontsize=8,
+                    xytext=(4, 4), textcoords="offset points")
+    limit = document["limits"].get("max_drop")
+    if limit is not None:
+        ax.axhline(limit, color="tab:red", linestyle="--", linewidth=1, label=f"max drop {limit}")
+        ax.legend(loc="upper right", fontsize=8)
+    ax.set_xlabel("artifact size (MB)")
+    ax.set_ylabel("accuracy drop on the selection set (points)")
+    ax.set_title("trials: green meets the limits, black edge on the front, marker size ~ p50")
+    return _png(fig)
+
+
+def html_report(document: dict) -> str:
+    chart = _chart(document)
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in COLUMNS)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in row) + "</tr>" for row in _rows(document))
+    summary = "".join(f"<li>{html.escape(line)}</li>" for line in _summary(document))
+    img = f'<img alt="trials" src="data:image/png;base64,{chart}">' if chart else ""
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>Tune {html.escape(document['name'])}</title>"
+            "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+            "td,th{border:1px solid #ccc;padding:3px 6px;font-size:13px}</style></head><body>"
+            f"<h1>Tune {html.escape(document['name'])}</h1><ul>{summary}</ul>{img}"
+            f"<table id='trials'><tr>{head}</tr>{body}</table></body></html>")

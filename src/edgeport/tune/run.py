@@ -1,0 +1,239 @@
+"""`edgeport tune`: carve the selection rows, search the space with Optuna (multi-objective TPE
+over accuracy drop, size and p50, with the limits as constraints), run each batch of trials
+as sweep jobs on Ray (embedded by default, a cluster by address), then grade the front once
+on the report set and write the recipes.
+
+A trial's job is content-keyed like a sweep job: a trial whose recipe ran before (in this
+tune folder) is read back, not rerun; ``--resume`` also hands the finished trials to the
+new study, so the search continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import yaml
+
+from edgeport.calibration.data import records_from_spec
+from edgeport.errors import EdgeportError, UsageError
+from edgeport.recipe import DEFAULT_MODEL, DataSpec, Recipe, anchored, recipe_from_dict, recipe_from_yaml
+from edgeport.runs import atomic_write_text, cache_key, read_json, write_json
+from edgeport.sweep.folder import finished, write_job
+from edgeport.sweep.report import pareto
+from edgeport.tune import report, search
+from edgeport.tune.document import Sets, Trial, TuneDocument
+from edgeport.tune.space import recipe_for
+from edgeport.tune.spec import TuneSpec, read_tune
+from edgeport.tune.splits import tune_sets
+from edgeport.tune.trials import job_for, merged, trial_from
+from edgeport.ui import UI
+
+DOCUMENT = "tune.json"
+
+
+def _base_recipe(spec: TuneSpec, base_dir: Path) -> tuple[dict, Recipe]:
+    """The tune's base recipe as JSON with absolute paths (a recipe file is read relative to itself)."""
+    if isinstance(spec.recipe, str):
+        recipe = recipe_from_yaml(base_dir / spec.recipe)
+    else:  # paths of an inline recipe are relative to the tune file
+        recipe = anchored(recipe_from_dict(spec.recipe, source="the tune file's recipe"), base_dir)
+    if recipe.eval is None:
+        raise UsageError("a tune grades its front on the recipe's eval: data (the report set), which it needs "
+                         "labelled", hint="recipe: {eval: {path: dev.tsv, label_column: label}}")
+    if recipe.compress is not None:
+        raise UsageError("the tune's recipe has a compress: section; the tune writes it from the space",
+                         hint="drop recipe.compress")
+    return recipe.model_dump(mode="json", exclude_none=True), recipe
+
+
+def _data_spec(spec: DataSpec, base_dir: Path) -> DataSpec:
+    return spec if spec.path.is_absolute() else spec.model_copy(update={"path": base_dir / spec.path})
+
+
+def _layers(recipe: Recipe):
+    from edgeport.compress.blocks import block_list
+    from edgeport.model.load import model_from_path, path_from_ref
+
+    loaded = model_from_path(path_from_ref(recipe.model), recipe.trust_pickle)
+    if loaded.task != "text-classification":
+        raise UsageError(f"a tune ranks trials by accuracy on single texts; this model's task is {loaded.task}",
+                         hint="tune a text-classification model (pairs and per-token tasks are not tuned yet)")
+    return loaded, len(block_list(loaded))
+
+
+class _Tune:
+    """One tune: its spec and sets (made in ``prepare``), the trials so far, and the folder."""
+
+    def __init__(self, spec: TuneSpec, path: Path, out: Path, resume: bool, ui: UI):
+        self.spec, self.out, self.ui = spec, out, ui
+        self.name = spec.name or Path(path).stem
+        base_dir = Path(path).absolute().parent
+        self.base, self.recipe = _base_recipe(spec, base_dir)
+        self.spec_sha = cache_key(kind="edgeport-tune/1", base=self.base,
+                                  spec=spec.model_dump(mode="json", exclude={"trials", "parallel"}))
+        previous = _previous(out, resume, self.spec_sha)
+        self.created = previous["created"] if previous else time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        self.trials = [Trial.model_validate(t) for t in (previous or {}).get("trials", [])]
+        self.original, self.layers = _layers(self.recipe)  # refused here, before any trial, if not a classifier
+        self.training = _data_spec(spec.data, base_dir)
+        self.report_records = records_from_spec(self.recipe.eval, need_labels=True)
+        self.engine: dict | None = None
+        self.started = time.perf_counter()
+
+    def prepare(self) -> None:
+        """The selection rows carved out of the training data, and what the three sets hold."""
+        recipe, spec = self.recipe, self.spec
+        with self.ui.step("carving the selection rows out of the training data"):
+            carved = tune_sets(self.training, spec.selection, self.report_records)
+        self.train, self.choose = carved.train, carved.choose
+        self.ui.info(f"training rows {carved.train_rows}, selection rows {carved.selection_rows}, report rows "
+                     f"{len(self.report_records.texts)} ({recipe.eval.path.name}); {carved.dropped}")
+        shared = carved.dropped["selection_rows_in_report_set"] + carved.dropped["train_rows_in_report_set"]
+        if shared:
+            self.ui.warn(f"{shared} rows of the training data are also in the report set ({recipe.eval.path.name}): "
+                         "its figures are not on unseen data")
+        self.sets = Sets(training=str(self.training.path), train_rows=carved.train_rows,
+                         selection_rows=carved.selection_rows, selection_seed=spec.selection.seed,
+                         selection_min_words=spec.selection.min_words, report=str(recipe.eval.path),
+                         report_rows=len(self.report_records.texts), dropped=carved.dropped)
+
+    def document(self, status: str, front=(), best=None, recipes=None) -> TuneDocument:
+        return TuneDocument(name=self.name, created=self.created, spec_sha256=self.spec_sha, status=status,
+                            sets=self.sets, limits=self.spec.limits.model_dump(mode="json"),
+                            objectives=search.objectives(self.base), prefer=self.spec.prefer, trials=self.trials,
+                            front=list(front), best=best, recipes=recipes or {}, engine=self.engine,
+                            wall_seconds=round(time.perf_counter() - self.started, 1))
+
+    def save(self, document: TuneDocument) -> None:
+        write_json(self.out / DOCUMENT, document.document())
+
+    def run_batch(self, batch: list[tuple[int, dict]]) -> list[Trial]:
+        """Run a batch of trials as sweep jobs (a recipe that ran before is read back)."""
+        from edgeport.sweep.engine import run_jobs
+
+        spec, out = self.spec, self.out
+        plans = {number: job_for(spec, self._trial_recipe(params), number, out) for number, params in batch}
+        params_of = dict(batch)
+        results: dict[int, Trial] = {}
+        by_key: dict[str, list[int]] = {}  # the sampler may ask for one recipe twice in a batch
+        for number, params in batch:
+            job = plans[number].jobs[0]
+            record = finished(out, job)
+            if record:
+                results[number] = trial_from(number, params, {**record, "cached": True}, out, job, spec)
+            else:
+                by_key.setdefault(job.key, []).append(number)
+
+        def on_done(job, build, profile, error) -> None:
+            record = write_job(out, job, build, profile, error)
+            for number in by_key[job.key]:
+                results[number] = trial_from(number, params_of[number], record, out, job, spec)
+                self.ui.info(report.trial_line(results[number]))
+
+        if by_key:
+            unique = [plans[numbers[0]] for numbers in by_key.values()]
+            run_jobs(merged(unique), [plan.jobs[0] for plan in unique], on_done, self.ui)
+        return [results[number] for number, _ in batch]
+
+    def _trial_recipe(self, params: dict) -> dict:
+        return recipe_for(self.base, params, self.layers, self.train, self.choose, None, self.spec.prune.give_up_drop)
+
+    def on_trial(self, trial: Trial) -> None:
+        self.trials = sorted([t for t in self.trials if t.number != trial.number] + [trial], key=lambda t: t.number)
+        self.save(self.document("running"))
+
+    def search(self, address: str | None) -> None:
+        from edgeport.sweep.engine import session
+
+        self.out.mkdir(parents=True, exist_ok=True)
+        try:
+            with session(address, self.out, [self.spec.device] if self.spec.device else [], self.ui) as engine:
+                self.engine = engine
+                search.optimise(self.spec, self.base, self.trials, search.parallel_of(self.spec, engine),
+                                self.run_batch, self.on_trial, self.ui)
+        except (KeyboardInterrupt, EdgeportError):
+            self.save(self.document("interrupted"))
+            raise
+
+    def finish(self) -> dict:
+        """The front graded once on the report set; the recipes; tune.json, tune.md, tune.html."""
+        complete = [t for t in self.trials if t.state == "complete"]
+        front = _front(complete)
+        best = search.best(complete, self.spec.prefer)
+        graded = {t.number: t for t in self.trials}
+        with self.ui.step(f"grading the front ({len(front)} trials) on the report set, once"):
+            grader = report.Grader(self.original, self.report_records)
+            for number in front:
+                graded[number] = grader.graded(graded[number], self.out)
+        self.trials = [graded[t.number] for t in self.trials]
+        recipes = _write_recipes(self.out, self.base, self.layers, self.train, self.choose, self.recipe.eval, front,
+                                 best, self.trials)
+        final = self.document("complete", front, best, recipes).document()
+        write_json(self.out / DOCUMENT, final)
+        atomic_write_text(self.out / "tune.md", report.markdown(final))
+        atomic_write_text(self.out / "tune.html", report.html_report(final))
+        self.ui.info(f"tune folder: {self.out}  (report: {self.out / 'tune.html'}; best recipe: "
+                     f"{recipes.get('best', 'none feasible')})")
+        return final
+
+
+def run_tune(path: Path, out: Path | None, address: str | None, trials: int | None, resume: bool, ui: UI) -> dict:
+    """Run the tune file at ``path`` into ``out``: the search, then the front graded; its document."""
+    spec = read_tune(path)
+    if trials is not None:
+        spec = spec.model_copy(update={"trials": trials})
+    tune = _Tune(spec, path, Path(out or Path("runs") / Path(path).stem).absolute(), resume, ui)
+    tune.prepare()
+    tune.search(address)
+    return tune.finish()
+
+
+def _previous(out: Path, resume: bool, spec_sha: str) -> dict | None:
+    path = out / DOCUMENT
+    if not resume:
+        return None
+    if not path.is_file():
+        raise UsageError(f"nothing to resume: '{out}' holds no {DOCUMENT}", hint="run the tune without --resume")
+    previous = read_json(path)
+    if previous.get("spec_sha256") != spec_sha:
+        raise UsageError(f"the tune in '{out}' was made from another tune file or base recipe",
+                         hint="run without --resume (trials whose recipe ran before are still reused)")
+    return previous
+
+
+def _front(complete: list[Trial]) -> list[int]:
+    points = {str(t.number): (t.selection.artifact, t.p50_ms, t.size_mb, None) for t in complete}
+    return sorted(int(key) for key in pareto(points))
+
+
+def _relative(recipe: dict, folder: Path) -> dict:
+    """Paths relative to the recipe file's folder (how recipe files are read): the tune folder moves whole."""
+    def rel(value: str) -> str:
+        return os.path.relpath(value, folder) if Path(value).is_absolute() else value
+
+    if recipe["model"] != DEFAULT_MODEL:
+        recipe["model"] = rel(recipe["model"])
+    for data in (recipe["eval"], recipe["budget"]["data"], recipe["calibration"]["data"], recipe["compress"]["data"]):
+        data["path"] = rel(data["path"])
+    return recipe
+
+
+def _write_recipes(out: Path, base: dict, layers: int, train: DataSpec, choose: DataSpec, report_set: DataSpec,
+                   front: list[int], best: int | None, trials: list[Trial]) -> dict[str, str]:
+    """A recipe per front trial (and best.yaml): graded on the report set, the INT8 budget choosing
+    on the selection rows, so that ``edgeport run`` reproduces the trial's artifact and its figures."""
+    by_number = {t.number: t for t in trials}
+    written: dict[str, str] = {}
+    folder = out / "recipes"
+    names = [(f"trial-{n}", n) for n in front] + ([("best", best)] if best is not None else [])
+    for name, number in names:
+        trial = by_number[number]
+        recipe = _relative(recipe_for(base, trial.params, layers, train, choose, report_set, None), folder)
+        recipe_from_dict(recipe)  # a recipe the schema accepts
+        head = (f"# edgeport tune: trial {number} ({'the best feasible trial' if name == 'best' else 'on the front'})\n"
+                f"# parameters: {trial.params}\n# reproduce: edgeport run {folder / (name + '.yaml')}\n")
+        atomic_write_text(folder / f"{name}.yaml", head + yaml.safe_dump(recipe, sort_keys=False))
+        written[name] = str(folder / f"{name}.yaml")
+    return written

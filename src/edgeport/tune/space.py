@@ -1,0 +1,84 @@
+"""The search space as Optuna distributions, and a trial's parameters as a recipe.
+
+``recipe_for`` is pure: parameters in, the recipe's JSON out, in the pass order every hand
+recipe uses (vocabulary, blocks, heads, FFN, embedding rank, then distillation), with the
+tune's training rows for the passes, its selection rows as the data the trial is ranked on
+and the INT8 budget chooses on, and the give-up rule of the tune's pruning.
+"""
+
+from __future__ import annotations
+
+from edgeport.errors import TargetUnavailableError
+from edgeport.recipe import DataSpec
+from edgeport.tune.spec import PARAMETERS, Range, TuneSpec
+
+DISTILL = {"epochs": "epochs", "lr": "lr", "temperature": "temperature", "hidden_weight": "hidden_weight",
+           "alpha": "alpha", "max_samples": "max_samples"}
+
+
+def optuna_module():
+    try:
+        import optuna
+    except ImportError as exc:
+        raise TargetUnavailableError("Optuna is not installed; `edgeport tune` searches with it",
+                                     hint="pip install 'edgeport[tune]' (optuna==5.0.0)") from exc
+    return optuna
+
+
+def distributions(spec: TuneSpec) -> dict:
+    od = optuna_module().distributions
+    out: dict = {}
+    for name, dim in spec.space.items():
+        if isinstance(dim, Range):
+            if dim.integer:
+                out[name] = od.IntDistribution(int(dim.low), int(dim.high), step=int(dim.step or 1), log=dim.log)
+            else:
+                out[name] = od.FloatDistribution(float(dim.low), float(dim.high), step=dim.step, log=dim.log)
+        else:
+            out[name] = od.CategoricalDistribution(dim)
+    return out
+
+
+def _data(spec: DataSpec) -> dict:
+    return spec.model_dump(mode="json", exclude_none=True)
+
+
+def steps_for(params: dict, layers: int, give_up_drop: float | None) -> list[dict]:
+    """The compression passes a trial's parameters ask for (none for a value that keeps all)."""
+    steps: list[dict] = []
+    if params.get("prune_vocab"):
+        steps.append({"op": "prune_vocab", "min_count": int(params.get("vocab_min_count") or 1)})
+    if params.get("blocks") is not None and params["blocks"] < layers:
+        steps.append({"op": "drop_blocks", "keep": int(params["blocks"])})
+    if params.get("heads") is not None and params["heads"] < 1:
+        steps.append({"op": "prune_heads", "keep": float(params["heads"])})
+    if params.get("ffn") is not None and params["ffn"] < 1:
+        steps.append({"op": "prune_ffn", "keep": float(params["ffn"])})
+    if params.get("embedding_rank") is not None:
+        steps.append({"op": "low_rank", "roles": ["embeddings"], "rank": int(params["embedding_rank"])})
+    distill = {"op": "distill", **{field: params[name] for name, field in DISTILL.items() if name in params}}
+    if give_up_drop is not None:
+        distill["give_up_drop"] = give_up_drop
+    steps.append(distill)
+    return steps
+
+
+def recipe_for(base: dict, params: dict, layers: int, train: DataSpec, choose: DataSpec, report: DataSpec | None,
+               give_up_drop: float | None) -> dict:
+    """The recipe of a trial (``report`` None: ranked on ``choose``) or of a finished recipe
+    (``report``: graded on it; the INT8 budget still chooses on ``choose``)."""
+    unknown = sorted(set(params) - set(PARAMETERS))
+    if unknown:
+        raise ValueError(f"unknown parameters {unknown}")
+    recipe = {key: value for key, value in base.items() if key not in ("compress", "eval", "budget")}
+    if "target" in params:
+        recipe["targets"] = [params["target"]]
+    budget = dict(base.get("budget") or {})
+    budget.update({"data": _data(choose), "min_fidelity": None})
+    if "int8_max_drop" in params:
+        budget["max_drop"] = params["int8_max_drop"]
+    recipe["budget"] = budget
+    recipe["eval"] = _data(report if report is not None else choose)
+    recipe["calibration"] = {**(base.get("calibration") or {}), "data": _data(train)}
+    recipe["compress"] = {"data": _data(train), "steps": steps_for(params, layers, give_up_drop)}
+    return recipe

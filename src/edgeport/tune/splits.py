@@ -1,0 +1,46 @@
+"""Three disjoint sets for a tune: the training rows (distillation, vocabulary, importance,
+calibration), the selection rows carved from the training data (every choice), and the
+report set (the recipe's eval data: graded once, at the end).
+
+The carve is ``calibration.data.carve`` named in the recipes themselves (a DataSpec's
+``split``: the same file, size, seed and minimum length give the same rows), so a trial's
+recipe and a tuned recipe reproduce their sets from the training file alone. Selection and
+training rows are disjoint by text by construction; a training or selection text that is
+also in the report set means the report set is not unseen, and the tune says so loudly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from edgeport.calibration.data import Records, carve, records_from_file
+from edgeport.recipe import DataSpec, SplitSpec
+from edgeport.tune.spec import Selection
+
+
+@dataclass(frozen=True)
+class TuneSets:
+    train: DataSpec  # the training file, less the selection rows
+    choose: DataSpec  # the selection rows
+    train_rows: int
+    selection_rows: int
+    dropped: dict  # rows dropped from the training part, and rows shared with the report set
+    selection_records: Records
+
+
+def _keys(records: Records) -> set[tuple]:
+    return set(zip(records.texts, records.pairs or [None] * len(records.texts)))
+
+
+def tune_sets(data: DataSpec, selection: Selection, report: Records) -> TuneSets:
+    split = dict(size=selection.size, seed=selection.seed, min_words=selection.min_words)
+    train = data.model_copy(update={"split": SplitSpec(part="rest", **split)})
+    choose = data.model_copy(update={"split": SplitSpec(part="selection", **split)})
+    records = records_from_file(data.path, data.text_column, data.label_column, need_labels=True,
+                                text_pair_column=data.text_pair_column)
+    carved = carve(records, selection.size, selection.seed, selection.min_words)
+    reported = _keys(report)
+    dropped = {"train_rows_repeating_a_selection_text": carved.dropped,
+               "selection_rows_in_report_set": len(_keys(carved.selection) & reported),
+               "train_rows_in_report_set": len(_keys(carved.rest) & reported)}
+    return TuneSets(train, choose, len(carved.rest.texts), len(carved.selection.texts), dropped, carved.selection)

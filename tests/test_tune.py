@@ -1,0 +1,172 @@
+"""`edgeport tune` on a tiny classifier: the three sets disjoint by construction, a 3-trial
+tune end to end on the embedded Ray (trials through the sweep engine), the front graded on the
+report set, recipes that `edgeport run` accepts, a resumed tune reusing its finished trials,
+and distillation's give-up rule as the tune's pruning."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from edgeport.calibration.data import Records, builtin_texts, records_from_spec
+from edgeport.errors import DataFileError
+from edgeport.recipe import DataSpec
+from edgeport.tune.document import SetScore, Trial
+from edgeport.tune.search import best
+from edgeport.tune.space import recipe_for, steps_for
+from edgeport.tune.spec import Selection
+from edgeport.tune.splits import tune_sets
+
+
+def _labelled(name: str, count: int | None = None) -> Records:
+    texts = builtin_texts(name).texts[:count]
+    return Records(name, texts, [str(len(t) % 2) for t in texts])
+
+
+def test_selection_and_report_sets_are_disjoint_by_construction(tmp_path):
+    train = _labelled("calibration")
+    rows = list(zip(train.texts, train.labels)) + list(zip(train.texts[:30], train.labels[:30])) + [("a report", "1")]
+    (tmp_path / "train.tsv").write_text("sentence\tlabel\n" + "".join(f"{t}\t{l}\n" for t, l in rows))
+    data = DataSpec(path=tmp_path / "train.tsv", label_column="label")
+    report = Records("report", ["a report", "another"], ["1", "0"])
+    sets = tune_sets(data, Selection(size=60, seed=3, min_words=4), report)
+    # the recipes name the two parts of the same file; reading them back gives disjoint rows
+    selection = records_from_spec(sets.choose)
+    training = records_from_spec(sets.train)
+    assert len(selection.texts) == sets.selection_rows == 60 and len(training.texts) == sets.train_rows
+    assert not set(selection.texts) & set(training.texts)
+    assert all(len(t.split()) >= 4 for t in selection.texts)
+    assert sets.dropped["train_rows_repeating_a_selection_text"] >= 1  # the duplicated rows
+    assert sets.dropped["train_rows_in_report_set"] == 1  # said, not hidden
+    # label-stratified and seeded
+    share = selection.labels.count("1") / len(selection.labels)
+    assert abs(share - train.labels.count("1") / len(train.labels)) < 0.1
+    assert records_from_spec(sets.choose).texts == selection.texts
+    other = tune_sets(data, Selection(size=60, seed=4, min_words=4), report)
+    assert records_from_spec(other.choose).texts != selection.texts
+    with pytest.raises(DataFileError, match="rows of at least 100 words"):
+        tune_sets(data, Selection(size=60, min_words=100), report)
+
+
+def test_a_trials_recipe_keeps_selection_and_report_apart(tmp_path):
+    from edgeport.recipe import SplitSpec, recipe_from_dict
+
+    file = DataSpec(path=tmp_path / "train.tsv", label_column="label")
+    train = file.model_copy(update={"split": SplitSpec(part="rest", size=10)})
+    choose = file.model_copy(update={"split": SplitSpec(part="selection", size=10)})
+    report = DataSpec(path=tmp_path / "dev.tsv", label_column="label")
+    params = {"blocks": 4, "heads": 1.0, "ffn": 0.3, "embedding_rank": 96, "prune_vocab": True, "epochs": 2,
+              "int8_max_drop": 0.5, "target": "openvino-int8"}
+    assert [s["op"] for s in steps_for(params, 6, 4.0)] == ["prune_vocab", "drop_blocks", "prune_ffn", "low_rank",
+                                                          "distill"]
+    assert steps_for({"blocks": 6}, 6, None) == [{"op": "distill"}]  # keeping every block drops none
+    trial = recipe_from_dict(recipe_for({"model": "minilm"}, params, 6, train, choose, None, 4.0))
+    final = recipe_from_dict(recipe_for({"model": "minilm"}, params, 6, train, choose, report, None))
+    assert trial.eval == choose == trial.budget.data  # a trial is ranked on the selection rows
+    assert final.eval == report and final.budget.data == choose  # graded on the report set
+    assert trial.compress.data == final.compress.data == trial.calibration.data == train
+    assert trial.compress.steps[-1].give_up_drop == 4.0 and final.compress.steps[-1].give_up_drop is None
+    assert final.budget.max_drop == 0.5 and final.targets == ["openvino-int8"]
+
+
+def _trial(number, drop, size, p50, feasible=True):
+    score = SetScore(set="selection", source="s", samples=10, original=90.0, artifact=90.0 - drop, drop_points=drop)
+    return Trial(number=number, params={}, state="complete", selection=score, size_mb=size, p50_ms=p50,
+                 feasible=feasible)
+
+
+def test_best_is_the_smallest_feasible_or_the_fastest():
+    trials = [_trial(0, 0.2, 5.0, 1.0), _trial(1, 0.9, 3.0, 2.0), _trial(2, 3.0, 1.0, 0.5, feasible=False)]
+    assert best(trials, "size") == 1
+    assert best(trials, "latency") == 0
+    assert best([trials[2]], "size") is None
+
+
+def _tune_file(tmp_path: Path, model: Path, trials: int = 3) -> Path:
+    train = _labelled("calibration")
+    (tmp_path / "train.tsv").write_text("sentence\tlabel\n" + "".join(
+        f"{t}\t{l}\n" for t, l in zip(train.texts, train.labels)))
+    report = _labelled("heldout", 40)
+    (tmp_path / "dev.tsv").write_text("sentence\tlabel\n" + "".join(
+        f"{t}\t{l}\n" for t, l in zip(report.texts, report.labels)))
+    spec = {"name": "tiny", "recipe": {"model": str(model), "targets": ["onnx-int8"], "calibration": {"size": 32},
+                                       "profile": {"runs": 3, "warmup": 1},
+                                       "eval": {"path": "dev.tsv", "text_column": "sentence", "label_column": "label"}},
+            "data": {"path": "train.tsv", "text_column": "sentence", "label_column": "label"},
+            "selection": {"size": 48, "seed": 1},
+            "space": {"blocks": [1, 2], "ffn": [0.5, 1.0], "epochs": [1], "lr": [0.001], "max_samples": [96],
+                      "int8_max_drop": [50.0]},
+            "limits": {"max_drop": 50.0}, "trials": trials, "parallel": 2, "resources": {"cpus": 1}, "seed": 0}
+    path = tmp_path / "tune.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+@pytest.mark.ray
+def test_tune_runs_end_to_end_grades_the_front_and_resumes(tiny_models, tmp_path, run_cli):
+    model = tiny_models("bert", "text-classification")
+    path = _tune_file(tmp_path, model)
+    out = tmp_path / "out"
+    code, stdout, err = run_cli("--json", "tune", path, "--out", out)
+    assert code == 0, err
+    doc = json.loads(stdout)
+    assert doc["schema"] == "edgeport-tune/1" and doc["status"] == "complete"
+    assert len(doc["trials"]) == 3 and {t["state"] for t in doc["trials"]} == {"complete"}
+    sets = doc["sets"]
+    assert sets["selection_rows"] == 48 and sets["report_rows"] == 40
+    assert sets["dropped"]["train_rows_in_report_set"] == 0
+    for trial in doc["trials"]:
+        sel = trial["selection"]
+        assert sel["set"] == "selection" and sel["samples"] == 48
+        assert sel["drop_points"] == pytest.approx(sel["original"] - sel["artifact"], abs=0.011)
+        assert trial["size_mb"] > 0 and trial["p50_ms"] > 0
+        job = json.loads((out / "jobs" / trial["key"][:16] / "job.json").read_text())
+        assert job["recipe"]["eval"] == job["recipe"]["budget"]["data"]  # ranked on the selection rows
+        assert job["recipe"]["eval"]["split"]["part"] == "selection"
+        assert job["recipe"]["compress"]["data"]["split"]["part"] == "rest"
+        graded = trial["number"] in doc["front"]
+        assert (trial["report"] is not None) == graded  # only the front is measured on the report set
+        if graded:
+            assert trial["report"]["set"] == "report" and trial["report"]["samples"] == 40
+    sizes = {t["number"]: t["size_mb"] for t in doc["trials"]}
+    assert doc["best"] is not None and sizes[doc["best"]] == min(sizes[n] for n in doc["front"])
+    best_recipe = yaml.safe_load(Path(doc["recipes"]["best"]).read_text())
+    assert best_recipe["eval"] == {"path": "../../dev.tsv", "text_column": "sentence", "label_column": "label"}
+    assert best_recipe["budget"]["data"]["split"] == {"part": "selection", "size": 48, "seed": 1, "min_words": 0}
+    assert best_recipe["compress"]["data"]["path"] == "../../train.tsv"  # relative to the recipe file
+    # the best recipe reproduces the trial with `edgeport run`: same structure, same report-set figure
+    code, stdout, err = run_cli("--json", "run", doc["recipes"]["best"], "--out", tmp_path / "rerun")
+    assert code == 0, err
+    rerun = json.loads(stdout)["targets"]["onnx-int8"]
+    chosen = next(t for t in doc["trials"] if t["number"] == doc["best"])
+    assert rerun["size_mb"] == pytest.approx(chosen["size_mb"], rel=0.02)
+    assert rerun["accuracy"]["samples"] == 40
+    assert rerun["accuracy"]["artifact"] * 100 == pytest.approx(chosen["report"]["artifact"], abs=5.01)
+    assert "trials" in (out / "tune.html").read_text() and "data:image/png;base64," in (out / "tune.html").read_text()
+    assert "| trial |" in (out / "tune.md").read_text()
+
+    # resumed with one more trial: the three finished ones join the study, one new trial runs
+    code, stdout, err = run_cli("--json", "tune", path, "--out", out, "--trials", "4", "--resume")
+    assert code == 0, err
+    again = json.loads(stdout)
+    assert len(again["trials"]) == 4
+    assert [t["key"] for t in again["trials"][:3]] == [t["key"] for t in doc["trials"]]
+    assert again["trials"][3]["number"] == 3
+
+
+def test_tune_refuses_bad_files_early(tiny_models, tmp_path, run_cli):
+    model = tiny_models("bert", "feature-extraction")
+    path = _tune_file(tmp_path, model)
+    code, _, err = run_cli("tune", path, "--out", tmp_path / "o")
+    assert code == 2 and "text-classification" in err and "Traceback" not in err
+    assert not (tmp_path / "o" / "tune.json").exists()
+    spec = yaml.safe_load(path.read_text())
+    spec["space"]["width"] = [1]
+    path.write_text(yaml.safe_dump(spec))
+    code, _, err = run_cli("tune", path)
+    assert code == 2 and "unknown parameter(s) width" in err
+    code, _, err = run_cli("tune", tmp_path / "missing.yaml")
+    assert code == 2 and "does not exist" in err
