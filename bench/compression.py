@@ -9,7 +9,8 @@ and combined, as x86 artifacts measured side by side with PyTorch fp32 eager:
 
     python bench/compression.py [--rounds 3] [--runs 200] [--only NAME,...]
 
-The combined row is recipes/sst2-16x.yaml, the recipe users run. "+KD" rows distill for one
+The combined row is recipes/sst2-tuned.yaml, the recipe `edgeport tune` chose on selection rows
+carved from train.tsv (bench/tune.py); dev.tsv chose nothing in any row. "+KD" rows distill for one
 epoch on 8,000 training sentences (the combined recipe trains longer). Build stages are
 cached in --work, so a second run re-times without rebuilding; "compress s" and "target
 build s" are the stages' own recorded durations. Writes bench/results/compression.{json,md}.
@@ -28,7 +29,10 @@ from _results import provenance_line, write_results
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 MODEL, TRAIN, DEV = SHARED / "models/minilm-sst2", SHARED / "data/sst2/train.tsv", SHARED / "data/sst2/dev.tsv"
-COMBINED = ROOT / "recipes" / "sst2-16x.yaml"
+COMBINED = ROOT / "recipes" / "sst2-tuned.yaml"
+# recorded before the tune existed: the hand recipe was tuned against dev.tsv, so its dev figure is
+# not an unseen one, and the table no longer shows it
+RETIRED = "combined: recipes/sst2-16x.yaml"
 QUICK_KD = {"op": "distill", "epochs": 1, "max_samples": 8000}
 NO_BUDGET = {"min_fidelity": None}
 
@@ -66,7 +70,7 @@ def build(work: Path, only: set[str] | None, ui) -> list[dict]:
 
     combined = yaml.safe_load(COMBINED.read_text())
     combined.update({"model": str(MODEL), "profile": {"enabled": False}})
-    plans = {"combined: recipes/sst2-16x.yaml": combined}  # first: the longest, and the one the bars are about
+    plans = {"combined: recipes/sst2-tuned.yaml": combined}  # first: the longest, and the one the bars are about
     plans.update({name: _recipe(*spec) for name, spec in VARIANTS.items()})
     rows = []
     for number, (name, data) in enumerate(plans.items()):
@@ -139,11 +143,18 @@ def render(document: dict) -> list[str]:
              "| variant | parameters | size MB | × smaller | p50 ms (spread) | × faster | dev acc | Δ points | agree "
              "| compress s | target build s |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    retired = [row for row in document["rows"] if row["name"] == RETIRED]
     for row in document["rows"]:
+        if row in retired:
+            continue
         lines.append(f"| {row['name']} | {row['parameters'] / 1e6:.2f}M | {row['size_mb']:.2f} | {row['smaller']:.1f} | "
                      f"{row['p50_median']:.2f} ({min(row['p50']):.2f}–{max(row['p50']):.2f}) | {row['faster']:.1f} | "
                      f"{row['accuracy']:.2f} | {-row['drop_points']:+.2f} | {row['agreement']:.1%} | "
                      f"{row['compress_seconds']:.0f} | {row['build_seconds']:.0f} |")
+    if retired:
+        lines += ["", f"Not shown: the row `{RETIRED}` of this run, a recipe tuned by hand against dev.tsv (its dev "
+                      "figure is not on unseen data); the tuned recipe's figures, chosen on selection rows and graded "
+                      "on dev.tsv, are in the tune table (`bench/tune.py`)."]
     return lines
 
 

@@ -28,6 +28,8 @@ from pathlib import Path
 
 from _results import provenance_line, write_results
 
+from edgeport.tune.report import ablation_lines
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 MODEL, TRAIN, DEV = SHARED / "models/minilm-sst2", SHARED / "data/sst2/train.tsv", SHARED / "data/sst2/dev.tsv"
@@ -154,12 +156,15 @@ def render(document: dict) -> list[str]:
     for row in t["trial_rows"]:
         sel, rep = row.get("selection") or {}, row.get("report") or {}
         mark = " (best)" if row["number"] == t["best"]["number"] else ""
+        if row.get("ablation_of") is not None:
+            mark = f" (ablation of {row['ablation_of']})"
         params = ", ".join(f"{k}={v}" for k, v in row["params"].items()
                            if k not in ("prune_vocab", "epochs", "lr", "max_samples", "int8_max_drop"))
         fmt = (lambda v, s=".2f": "–" if v is None else format(v, s))
         lines.append(f"| {row['number']}{mark} | {row['state']} | {fmt(sel.get('drop_points'), '+.2f')} | "
                      f"{fmt(row.get('size_mb'))} | {fmt(row.get('p50_ms'))} | {'yes' if row.get('feasible') else 'no'} "
                      f"| {fmt(rep.get('drop_points'), '+.2f')} | {params} |")
+    lines += [""] + ablation_lines({"trials": t["trial_rows"]})
     lines += ["", f"Side by side, batch 1 x 128, {document['rounds']} rounds x {document['runs']} runs, each in its "
                   "own process (host-side, this machine):", "",
               "| artifact | size MB | × smaller than fp32 weights | p50 ms (spread) | dev accuracy |",

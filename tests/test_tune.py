@@ -99,7 +99,7 @@ def _tune_file(tmp_path: Path, model: Path, trials: int = 3) -> Path:
             "selection": {"size": 48, "seed": 1},
             "space": {"blocks": [1, 2], "ffn": [0.5, 1.0], "epochs": [1], "lr": [0.001], "max_samples": [96],
                       "int8_max_drop": [50.0]},
-            "limits": {"max_drop": 50.0}, "trials": trials, "parallel": 2, "resources": {"cpus": 1}, "seed": 0}
+            "limits": {"max_drop": 50.0}, "ablate": {"hidden_weight": 0.0}, "trials": trials, "parallel": 2, "resources": {"cpus": 1}, "seed": 0}
     path = tmp_path / "tune.yaml"
     path.write_text(yaml.safe_dump(spec))
     return path
@@ -114,7 +114,14 @@ def test_tune_runs_end_to_end_grades_the_front_and_resumes(tiny_models, tmp_path
     assert code == 0, err
     doc = json.loads(stdout)
     assert doc["schema"] == "edgeport-tune/1" and doc["status"] == "complete"
-    assert len(doc["trials"]) == 3 and {t["state"] for t in doc["trials"]} == {"complete"}
+    searched = [t for t in doc["trials"] if t["ablation_of"] is None]
+    assert len(searched) == 3 and {t["state"] for t in doc["trials"]} == {"complete"}
+    # the ablation: the best search trial again without hidden-state matching, on the selection rows
+    (ablation,) = [t for t in doc["trials"] if t["ablation_of"] is not None]
+    assert ablation["ablation_of"] == doc["best"] and ablation["changed"] == {"hidden_weight": 0.0}
+    assert ablation["params"] == {**searched[doc["best"]]["params"], "hidden_weight": 0.0}
+    assert ablation["number"] not in doc["front"] and ablation["report"] is None
+    assert f"Ablation hidden_weight=0.0 of trial {doc['best']}" in (out / "tune.md").read_text()
     sets = doc["sets"]
     assert sets["selection_rows"] == 48 and sets["report_rows"] == 40
     assert sets["dropped"]["train_rows_in_report_set"] == 0
@@ -152,9 +159,9 @@ def test_tune_runs_end_to_end_grades_the_front_and_resumes(tiny_models, tmp_path
     code, stdout, err = run_cli("--json", "tune", path, "--out", out, "--trials", "4", "--resume")
     assert code == 0, err
     again = json.loads(stdout)
-    assert len(again["trials"]) == 4
-    assert [t["key"] for t in again["trials"][:3]] == [t["key"] for t in doc["trials"]]
-    assert again["trials"][3]["number"] == 3
+    assert sum(t["ablation_of"] is None for t in again["trials"]) == 4
+    assert [t["key"] for t in again["trials"][:4]] == [t["key"] for t in doc["trials"]]
+    assert again["trials"][4]["number"] == 4 and again["trials"][4]["ablation_of"] is None
 
 
 def test_tune_refuses_bad_files_early(tiny_models, tmp_path, run_cli):

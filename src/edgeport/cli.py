@@ -272,8 +272,8 @@ def compress(state: State, model: str, recipe_path: Path, out: Path | None) -> N
     """Compress MODEL with a recipe's passes (pruning, low-rank, vocabulary, distillation).
 
     \b
-    edgeport compress ../shared/models/minilm-sst2 --recipe recipes/sst2-16x.yaml --out runs/sst2-16x
-    edgeport run recipes/sst2-16x.yaml      # compress, then export, verify and profile
+    edgeport compress ../shared/models/minilm-sst2 --recipe recipes/sst2-tuned.yaml --out runs/sst2-tuned
+    edgeport run recipes/sst2-tuned.yaml    # compress, then export, verify and profile
     """
     from edgeport.recipe import recipe_from_yaml
     from edgeport.runs import RunDir

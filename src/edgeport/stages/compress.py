@@ -60,7 +60,7 @@ def compress_stage(run: RunDir, recipe: Recipe, ui: UI) -> tuple[Path, dict, boo
     from edgeport.compress.pipeline import compress_model
 
     if recipe.compress is None:
-        raise UsageError("the recipe has no `compress:` section", hint="see recipes/sst2-16x.yaml")
+        raise UsageError("the recipe has no `compress:` section", hint="see recipes/sst2-tuned.yaml")
     source = path_from_ref(recipe.model)
     data, probe_records = _data(recipe), _probe_records(recipe)
     key = cache_key(stage="compress", source=hash_path(source), spec=recipe.compress.model_dump(mode="json"),

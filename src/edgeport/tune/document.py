@@ -48,6 +48,8 @@ class Trial(_Strict):
     seconds: float | None = None
     cached: bool = False
     report: SetScore | None = None
+    ablation_of: int | None = None  # an ablation: the best trial's number, and the parameter changed
+    changed: dict | None = None
 
 
 class Sets(_Strict):

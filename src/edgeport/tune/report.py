@@ -62,6 +62,8 @@ def _rows(document: dict) -> list[list[str]]:
     for t in document["trials"]:
         sel, rep = t.get("selection") or {}, t.get("report") or {}
         mark = ("best" if t["number"] == best else "front" if t["number"] in front else "")
+        if t.get("ablation_of") is not None:
+            mark = f"ablation of {t['ablation_of']}: " + ", ".join(f"{k}={v}" for k, v in t["changed"].items())
         rows.append([str(t["number"]), mark, t["state"], _fmt(sel.get("artifact")), _fmt(sel.get("drop_points"), "+.2f"),
                      _fmt(t.get("size_mb")), _fmt(t.get("p50_ms")), "yes" if t.get("feasible") else "no",
                      _fmt(rep.get("artifact")), _fmt(rep.get("drop_points"), "+.2f"),
@@ -90,7 +92,28 @@ def _summary(document: dict) -> list[str]:
                      f"{best['selection']['drop_points']:+.2f} points; report-set drop "
                      f"{_fmt(rep.get('drop_points'), '+.2f')} points ({_fmt(rep.get('original'))} -> "
                      f"{_fmt(rep.get('artifact'))} %). Recipe: {document['recipes'].get('best')}")
+    lines += ablation_lines(document)
     return lines
+
+
+def ablation_lines(document: dict) -> list[str]:
+    """What each ablated parameter is worth: the best trial against itself with it changed."""
+    by_number = {t["number"]: t for t in document["trials"]}
+    out = []
+    for t in document["trials"]:
+        if t.get("ablation_of") is None:
+            continue
+        base = by_number[t["ablation_of"]]
+        change = ", ".join(f"{k}={v}" for k, v in t["changed"].items())
+        if t["state"] != "complete":
+            out.append(f"Ablation {change} of trial {base['number']}: {t['state']}.")
+            continue
+        delta = t["selection"]["artifact"] - base["selection"]["artifact"]
+        out.append(f"Ablation {change} of trial {base['number']}: selection accuracy {t['selection']['artifact']:.2f} "
+                   f"vs {base['selection']['artifact']:.2f} ({delta:+.2f} points at {t['size_mb']:.2f} vs "
+                   f"{base['size_mb']:.2f} MB): the best trial's setting "
+                   f"{'is kept' if delta <= 0 else 'loses to the change'}.")
+    return out
 
 
 def markdown(document: dict) -> str:

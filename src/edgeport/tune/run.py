@@ -72,7 +72,7 @@ class _Tune:
         base_dir = Path(path).absolute().parent
         self.base, self.recipe = _base_recipe(spec, base_dir)
         self.spec_sha = cache_key(kind="edgeport-tune/1", base=self.base,
-                                  spec=spec.model_dump(mode="json", exclude={"trials", "parallel"}))
+                                  spec=spec.model_dump(mode="json", exclude={"trials", "parallel", "ablate"}))
         previous = _previous(out, resume, self.spec_sha)
         self.created = previous["created"] if previous else time.strftime("%Y-%m-%dT%H:%M:%S%z")
         self.trials = [Trial.model_validate(t) for t in (previous or {}).get("trials", [])]
@@ -157,9 +157,30 @@ class _Tune:
             self.save(self.document("interrupted"))
             raise
 
-    def finish(self) -> dict:
-        """The front graded once on the report set; the recipes; tune.json, tune.md, tune.html."""
-        complete = [t for t in self.trials if t.state == "complete"]
+    def ablate(self, best: int | None, address: str | None) -> None:
+        """The best trial with each ``ablate:`` parameter changed, one at a time (missing ones only)."""
+        by_number = {t.number: t for t in self.trials}
+        if best is None or not self.spec.ablate:
+            return
+        done = {(t.ablation_of, tuple(sorted(t.changed.items()))) for t in self.trials if t.changed}
+        asked = [(name, value) for name, value in self.spec.ablate.items()
+                 if by_number[best].params.get(name) != value and (best, ((name, value),)) not in done]
+        if not asked:
+            return
+        first = max(by_number) + 1
+        batch = [(first + i, {**by_number[best].params, name: value}) for i, (name, value) in enumerate(asked)]
+        from edgeport.sweep.engine import session
+
+        with session(address, self.out, [self.spec.device] if self.spec.device else [], self.ui):
+            ran = self.run_batch(batch)
+        for trial, (name, value) in zip(ran, asked):
+            self.on_trial(trial.model_copy(update={"ablation_of": best, "changed": {name: value}}))
+
+    def finish(self, address: str | None) -> dict:
+        """The ablations; the front graded once on the report set; the recipes; tune.json/md/html."""
+        searched = [t for t in self.trials if t.state == "complete" and t.ablation_of is None]
+        self.ablate(search.best(searched, self.spec.prefer), address)
+        complete = [t for t in self.trials if t.state == "complete" and t.ablation_of is None]
         front = _front(complete)
         best = search.best(complete, self.spec.prefer)
         graded = {t.number: t for t in self.trials}
@@ -187,7 +208,7 @@ def run_tune(path: Path, out: Path | None, address: str | None, trials: int | No
     tune = _Tune(spec, path, Path(out or Path("runs") / Path(path).stem).absolute(), resume, ui)
     tune.prepare()
     tune.search(address)
-    return tune.finish()
+    return tune.finish(address)
 
 
 def _previous(out: Path, resume: bool, spec_sha: str) -> dict | None:

@@ -95,7 +95,7 @@ def optimise(spec: TuneSpec, base: dict, done: list[Trial], parallel: int, run_b
     for trial in done:
         _replay(study, trial, spec, names, dists)
     number = max((t.number for t in done), default=-1) + 1
-    remaining = spec.trials - len(done)
+    remaining = spec.trials - sum(t.ablation_of is None for t in done)  # ablations are not search trials
     if remaining <= 0:
         ui.info(f"all {spec.trials} trials ended earlier; nothing to run")
     while remaining > 0:

@@ -20,6 +20,7 @@ A tune file (YAML; paths relative to it)::
     limits: {max_drop: 1.0, max_size_mb: 3.0, max_p50_ms: null}   # on the selection set, vs the original
     prefer: size                         # the best feasible trial: the smallest (size), or the fastest (latency)
     prune: {give_up_drop: 4.0}           # abandon a trial this far below its teacher after distillation's epoch 1
+    ablate: {hidden_weight: 0.0}         # then the best trial without hidden-state matching: what it is worth
     trials: 12
     seed: 0
     resources: {cpus: 2}                 # what one trial asks of a Ray node (as in a sweep file)
@@ -121,6 +122,9 @@ class TuneSpec(_Strict):
     limits: Limits = Field(default_factory=Limits)
     prefer: Literal["size", "latency"] = "size"
     prune: Prune = Field(default_factory=Prune)
+    # after the search, the best trial again with one parameter changed at a time (the search
+    # trials only rank; these show on the selection rows what each part of the recipe is worth)
+    ablate: dict[str, Scalar] = Field(default_factory=dict)
     trials: int = Field(12, gt=0)
     parallel: int | None = Field(None, gt=0, description="trials in flight at once [the cluster's CPUs / resources.cpus]")
     seed: int = 0
@@ -131,7 +135,7 @@ class TuneSpec(_Strict):
 
     @model_validator(mode="after")
     def _known(self):
-        unknown = sorted(set(self.space) - set(PARAMETERS))
+        unknown = sorted((set(self.space) | set(self.ablate)) - set(PARAMETERS))
         if unknown:
             raise ValueError(f"unknown parameter(s) {', '.join(unknown)}; known: {', '.join(PARAMETERS)}")
         for name, dim in self.space.items():
