@@ -96,6 +96,8 @@ def _imports(path: Path) -> set[str]:
     ("devices", ("edgeport.targets", "edgeport.stages", "edgeport.compress")),
     ("targets", ("edgeport.stages", "edgeport.devices", "edgeport.report")),
     ("calibration", ("edgeport.targets", "edgeport.stages", "edgeport.devices")),
+    ("stages", ("edgeport.sweep", "edgeport.tune")),
+    ("sweep", ("edgeport.tune",)),  # a tune runs its trials on the sweep engine, never the reverse
 ])
 def test_no_module_imports_from_a_layer_above(folder, forbidden):
     for path in (SRC / folder).rglob("*.py"):

@@ -104,6 +104,24 @@ def test_sweep_file_errors_are_usage_errors(tmp_path):
         expand(sweep_from_dict({"recipe": {"model": "nope"}, "axes": {"targets": ["onnx-fp32"]}}), tmp_path)
 
 
+def test_progress_speaks_while_long_jobs_run():
+    from edgeport.sweep.engine import _Progress
+
+    said = []
+
+    class Lines:
+        def info(self, message):
+            said.append(message)
+
+    progress = _Progress(3, Lines())
+    progress.tick(2)
+    assert said == []  # not yet: once every every_s seconds
+    progress.every_s = 0.0
+    progress.tick(2)
+    progress.tick(0)  # nothing in flight: nothing to say
+    assert len(said) == 1 and "0/3 done, 2 in flight" in said[0]
+
+
 def test_pareto_front_over_four_axes():
     points = {"fast": (0.99, 1.0, 10.0, 100.0), "good": (0.999, 3.0, 10.0, 100.0),
               "dominated": (0.98, 2.0, 12.0, 120.0), "small": (0.97, 4.0, 2.0, 100.0),

@@ -14,7 +14,7 @@ import yaml
 from edgeport.calibration.data import Records, builtin_texts, records_from_spec
 from edgeport.errors import DataFileError
 from edgeport.recipe import DataSpec
-from edgeport.tune.document import SetScore, Trial
+from edgeport.tune.document import SetScore, Trial, TuneDocument
 from edgeport.tune.search import best
 from edgeport.tune.space import recipe_for, steps_for
 from edgeport.tune.spec import Selection
@@ -114,6 +114,8 @@ def test_tune_runs_end_to_end_grades_the_front_and_resumes(tiny_models, tmp_path
     assert code == 0, err
     doc = json.loads(stdout)
     assert doc["schema"] == "edgeport-tune/1" and doc["status"] == "complete"
+    assert TuneDocument.model_validate(doc).document() == doc  # the versioned contract, whole
+    assert json.loads((out / "tune.json").read_text()) == doc
     searched = [t for t in doc["trials"] if t["ablation_of"] is None]
     assert len(searched) == 3 and {t["state"] for t in doc["trials"]} == {"complete"}
     # the ablation: the best search trial again without hidden-state matching, on the selection rows

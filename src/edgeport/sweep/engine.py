@@ -279,6 +279,7 @@ def run_jobs(plan: Plan, jobs: list[Job], on_done: Done, ui: UI) -> None:
                     fail_board(job.device, _device_failed(job.device, error["message"]))
                 else:
                     submit(job.device)
+            progress.tick(len(pending) + boards.queued())
             for device, error in _expired_devices(ray, pending, absent_since, spec.device_wait_s):
                 for ref, (job, phase, build) in list(pending.items()):
                     if phase == "profile" and job.device == device:
@@ -348,14 +349,25 @@ def _expired_devices(ray, pending: dict, absent_since: dict[str, float], limit: 
 
 
 class _Progress:
-    """One line per finished job: done / in flight / failed, and an ETA from the mean pace."""
+    """One line per finished job: done / in flight / failed, and an ETA from the mean pace; and
+    while jobs run long (a compression job takes minutes), a line every ``every_s`` seconds."""
+
+    every_s = 120.0
 
     def __init__(self, total: int, ui: UI):
         self.total, self.ui = total, ui
         self.finished = self.failed = 0
-        self.started = time.monotonic()
+        self.started = self.said = time.monotonic()
+
+    def tick(self, in_flight: int) -> None:
+        now = time.monotonic()
+        if in_flight and now - self.said >= self.every_s:
+            self.said = now
+            self.ui.info(f"... {self.finished}/{self.total} done, {in_flight} in flight, "
+                         f"{(now - self.started) / 60:.0f} min elapsed")
 
     def done(self, job: Job, build, profile, error, in_flight: int) -> None:
+        self.said = time.monotonic()
         self.finished += 1
         self.failed += bool(error and error.get("exit_code") != 5)
         elapsed = time.monotonic() - self.started
