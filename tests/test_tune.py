@@ -99,7 +99,9 @@ def _tune_file(tmp_path: Path, model: Path, trials: int = 3) -> Path:
             "selection": {"size": 48, "seed": 1},
             "space": {"blocks": [1, 2], "ffn": [0.5, 1.0], "epochs": [1], "lr": [0.001], "max_samples": [96],
                       "int8_max_drop": [50.0]},
-            "limits": {"max_drop": 50.0}, "ablate": {"hidden_weight": 0.0}, "trials": trials, "parallel": 2, "resources": {"cpus": 1}, "seed": 0}
+            "limits": {"max_drop": 50.0}, "ablate": {"hidden_weight": 0.0}, "trials": trials,
+            "device": "board", "devices": {"board": {"device": "local"}},  # p50 from a named device's profile
+            "parallel": 2, "resources": {"cpus": 1}, "seed": 0}
     path = tmp_path / "tune.yaml"
     path.write_text(yaml.safe_dump(spec))
     return path
@@ -131,7 +133,7 @@ def test_tune_runs_end_to_end_grades_the_front_and_resumes(tiny_models, tmp_path
         sel = trial["selection"]
         assert sel["set"] == "selection" and sel["samples"] == 48
         assert sel["drop_points"] == pytest.approx(sel["original"] - sel["artifact"], abs=0.011)
-        assert trial["size_mb"] > 0 and trial["p50_ms"] > 0
+        assert trial["size_mb"] > 0 and trial["p50_ms"] > 0 and trial["profiled_on"] == "board"
         job = json.loads((out / "jobs" / trial["key"][:16] / "job.json").read_text())
         assert job["recipe"]["eval"] == job["recipe"]["budget"]["data"]  # ranked on the selection rows
         assert job["recipe"]["eval"]["split"]["part"] == "selection"
