@@ -15,7 +15,7 @@ from edgeport.calibration.data import Records, builtin_texts, records_from_spec
 from edgeport.errors import DataFileError
 from edgeport.recipe import DataSpec
 from edgeport.tune.document import SetScore, Trial, TuneDocument
-from edgeport.tune.search import best
+from edgeport.tune.search import best, closest
 from edgeport.tune.space import recipe_for, steps_for
 from edgeport.tune.spec import Selection
 from edgeport.tune.splits import tune_sets
@@ -83,6 +83,9 @@ def test_best_is_the_smallest_feasible_or_the_fastest():
     assert best(trials, "size") == 1
     assert best(trials, "latency") == 0
     assert best([trials[2]], "size") is None
+    missing = [t.model_copy(update={"violations": v}) for t, v in
+               zip(trials, [["drop", "size"], ["size"], ["drop"]])]
+    assert closest(missing) == 1  # one limit missed, and the smaller drop of the two that miss one
 
 
 def _tune_file(tmp_path: Path, model: Path, trials: int = 3) -> Path:
@@ -159,10 +162,17 @@ def test_tune_runs_end_to_end_grades_the_front_and_resumes(tiny_models, tmp_path
     assert "trials" in (out / "tune.html").read_text() and "data:image/png;base64," in (out / "tune.html").read_text()
     assert "| trial |" in (out / "tune.md").read_text()
 
-    # resumed with one more trial: the three finished ones join the study, one new trial runs
+    # resumed with one more trial and a limit nothing meets: the finished trials join the study and
+    # are judged again, one new trial runs, and the tune says no trial met the limits (exit 5)
+    spec = yaml.safe_load(path.read_text())
+    spec["limits"]["max_size_mb"] = 0.001
+    path.write_text(yaml.safe_dump(spec))
     code, stdout, err = run_cli("--json", "tune", path, "--out", out, "--trials", "4", "--resume")
-    assert code == 0, err
+    assert code == 5 and "no trial met every limit" in err, err
     again = json.loads(stdout)
+    assert again["best"] is None and again["closest"] is not None
+    assert all(not t["feasible"] and any("size" in v for v in t["violations"]) for t in again["trials"])
+    assert Path(again["recipes"]["closest"]).is_file() and "best" not in again["recipes"]
     assert sum(t["ablation_of"] is None for t in again["trials"]) == 4
     assert [t["key"] for t in again["trials"][:4]] == [t["key"] for t in doc["trials"]]
     assert again["trials"][4]["number"] == 4 and again["trials"][4]["ablation_of"] is None

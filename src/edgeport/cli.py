@@ -503,6 +503,14 @@ def tune(state: State, tune_path: Path, trials: int | None, address: str | None,
     with state.work():
         document = run_tune(tune_path, out, address, trials, resume, state.ui)
     state.emit(document, markdown(document))
+    if document["best"] is None:
+        from edgeport.errors import BudgetNotMetError
+
+        closest = document["recipes"].get("closest")
+        raise BudgetNotMetError("no trial met every limit on the selection set" +
+                                (f"; the closest is kept: {closest}" if closest else ""),
+                                hint=f"see {out / 'tune.md'}; loosen limits: and rerun with --resume (finished "
+                                     "trials are judged again), or add trials")
 
 
 @cli.command()

@@ -76,6 +76,7 @@ class TuneDocument(_Strict):
     trials: list[Trial]
     front: list[int] = Field(default_factory=list)  # trial numbers, non-dominated on the selection set
     best: int | None = None  # the chosen trial (feasible on the selection set)
+    closest: int | None = None  # when no trial is feasible: the one that misses least (recipes/closest.yaml)
     recipes: dict[str, str] = Field(default_factory=dict)  # name -> recipe file
     engine: dict | None = None
     wall_seconds: float | None = None

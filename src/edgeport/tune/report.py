@@ -61,7 +61,8 @@ def _rows(document: dict) -> list[list[str]]:
     front, best = set(document["front"]), document["best"]
     for t in document["trials"]:
         sel, rep = t.get("selection") or {}, t.get("report") or {}
-        mark = ("best" if t["number"] == best else "front" if t["number"] in front else "")
+        mark = ("best" if t["number"] == best else "closest" if t["number"] == document.get("closest")
+                else "front" if t["number"] in front else "")
         if t.get("ablation_of") is not None:
             mark = f"ablation of {t['ablation_of']}: " + ", ".join(f"{k}={v}" for k, v in t["changed"].items())
         rows.append([str(t["number"]), mark, t["state"], _fmt(sel.get("artifact")), _fmt(sel.get("drop_points"), "+.2f"),
@@ -83,15 +84,20 @@ def _summary(document: dict) -> list[str]:
              f"Dropped as duplicates across sets: {s['dropped']}.",
              f"Limits (on the selection set): {document['limits']}; objectives minimised: "
              f"{', '.join(document['objectives'])}; best = the feasible trial preferring {document['prefer']}."]
-    best = next((t for t in document["trials"] if t["number"] == document["best"]), None)
-    if best is None:
-        lines.append("No trial met every limit on the selection set.")
-    else:
-        rep = best.get("report") or {}
-        lines.append(f"Best: trial {best['number']}, {best['size_mb']:.2f} MB, p50 {_fmt(best['p50_ms'])} ms; selection drop "
-                     f"{best['selection']['drop_points']:+.2f} points; report-set drop "
-                     f"{_fmt(rep.get('drop_points'), '+.2f')} points ({_fmt(rep.get('original'))} -> "
-                     f"{_fmt(rep.get('artifact'))} %). Recipe: {document['recipes'].get('best')}")
+    by_number = {t["number"]: t for t in document["trials"]}
+    chosen = by_number.get(document["best"] if document["best"] is not None else document.get("closest"))
+    if chosen is None:
+        lines.append("No trial finished.")
+        return lines
+    rep = chosen.get("report") or {}
+    head = (f"Best: trial {chosen['number']}" if document["best"] is not None else
+            f"No trial met every limit on the selection set; the closest: trial {chosen['number']} (misses: "
+            f"{'; '.join(chosen['violations'])})")
+    name = "best" if document["best"] is not None else "closest"
+    lines.append(f"{head}, {chosen['size_mb']:.2f} MB, p50 {_fmt(chosen['p50_ms'])} ms; selection drop "
+                 f"{chosen['selection']['drop_points']:+.2f} points; report-set drop {_fmt(rep.get('drop_points'), '+.2f')}"
+                 f" points ({_fmt(rep.get('original'))} -> {_fmt(rep.get('artifact'))} %). Recipe: "
+                 f"{document['recipes'].get(name)}")
     lines += ablation_lines(document)
     return lines
 

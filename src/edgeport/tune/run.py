@@ -27,10 +27,13 @@ from edgeport.tune.document import Sets, Trial, TuneDocument
 from edgeport.tune.space import recipe_for
 from edgeport.tune.spec import TuneSpec, read_tune
 from edgeport.tune.splits import tune_sets
-from edgeport.tune.trials import job_for, merged, trial_from
+from edgeport.tune.trials import job_for, merged, trial_from, violations
 from edgeport.ui import UI
 
 DOCUMENT = "tune.json"
+# what a resumed tune may change: how many trials, how many at once, the ablations, and the limits
+# and preference (finished trials are judged again against the new ones)
+RESUMABLE = {"trials", "parallel", "ablate", "limits", "prefer"}
 
 
 def _base_recipe(spec: TuneSpec, base_dir: Path) -> tuple[dict, Recipe]:
@@ -72,10 +75,10 @@ class _Tune:
         base_dir = Path(path).absolute().parent
         self.base, self.recipe = _base_recipe(spec, base_dir)
         self.spec_sha = cache_key(kind="edgeport-tune/1", base=self.base,
-                                  spec=spec.model_dump(mode="json", exclude={"trials", "parallel", "ablate"}))
+                                  spec=spec.model_dump(mode="json", exclude=RESUMABLE))
         previous = _previous(out, resume, self.spec_sha)
         self.created = previous["created"] if previous else time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        self.trials = [Trial.model_validate(t) for t in (previous or {}).get("trials", [])]
+        self.trials = [_judged(Trial.model_validate(t), spec.limits) for t in (previous or {}).get("trials", [])]
         self.original, self.layers = _layers(self.recipe)  # refused here, before any trial, if not a classifier
         self.training = _data_spec(spec.data, base_dir)
         self.report_records = records_from_spec(self.recipe.eval, need_labels=True)
@@ -99,12 +102,12 @@ class _Tune:
                          selection_min_words=spec.selection.min_words, report=str(recipe.eval.path),
                          report_rows=len(self.report_records.texts), dropped=carved.dropped)
 
-    def document(self, status: str, front=(), best=None, recipes=None) -> TuneDocument:
+    def document(self, status: str, front=(), best=None, closest=None, recipes=None) -> TuneDocument:
         return TuneDocument(name=self.name, created=self.created, spec_sha256=self.spec_sha, status=status,
                             sets=self.sets, limits=self.spec.limits.model_dump(mode="json"),
                             objectives=search.objectives(self.base), prefer=self.spec.prefer, trials=self.trials,
-                            front=list(front), best=best, recipes=recipes or {}, engine=self.engine,
-                            wall_seconds=round(time.perf_counter() - self.started, 1))
+                            front=list(front), best=best, closest=closest, recipes=recipes or {},
+                            engine=self.engine, wall_seconds=round(time.perf_counter() - self.started, 1))
 
     def save(self, document: TuneDocument) -> None:
         write_json(self.out / DOCUMENT, document.document())
@@ -157,8 +160,14 @@ class _Tune:
             self.save(self.document("interrupted"))
             raise
 
+    def chosen(self) -> tuple[int | None, int | None]:
+        """(best, closest): the best feasible search trial, else the one that misses least."""
+        complete = [t for t in self.trials if t.state == "complete" and t.ablation_of is None]
+        best = search.best(complete, self.spec.prefer)
+        return best, (search.closest(complete) if best is None else None)
+
     def ablate(self, best: int | None, address: str | None) -> None:
-        """The best trial with each ``ablate:`` parameter changed, one at a time (missing ones only)."""
+        """The chosen trial with each ``ablate:`` parameter changed, one at a time (missing ones only)."""
         by_number = {t.number: t for t in self.trials}
         if best is None or not self.spec.ablate:
             return
@@ -178,25 +187,26 @@ class _Tune:
 
     def finish(self, address: str | None) -> dict:
         """The ablations; the front graded once on the report set; the recipes; tune.json/md/html."""
-        searched = [t for t in self.trials if t.state == "complete" and t.ablation_of is None]
-        self.ablate(search.best(searched, self.spec.prefer), address)
-        complete = [t for t in self.trials if t.state == "complete" and t.ablation_of is None]
-        front = _front(complete)
-        best = search.best(complete, self.spec.prefer)
+        best, closest = self.chosen()
+        self.ablate(best if best is not None else closest, address)
+        front = _front([t for t in self.trials if t.state == "complete" and t.ablation_of is None])
         graded = {t.number: t for t in self.trials}
-        with self.ui.step(f"grading the front ({len(front)} trials) on the report set, once"):
+        measured = sorted(set(front) | ({closest} if closest is not None else set()))
+        with self.ui.step(f"grading {len(measured)} trials (the front) on the report set, once"):
             grader = report.Grader(self.original, self.report_records)
-            for number in front:
+            for number in measured:
                 graded[number] = grader.graded(graded[number], self.out)
         self.trials = [graded[t.number] for t in self.trials]
-        recipes = _write_recipes(self.out, self.base, self.layers, self.train, self.choose, self.recipe.eval, front,
-                                 best, self.trials)
-        final = self.document("complete", front, best, recipes).document()
+        named = [(f"trial-{n}", n) for n in front] + [(name, n) for name, n in (("best", best), ("closest", closest))
+                                                      if n is not None]
+        recipes = _write_recipes(self.out, self.base, self.layers, self.train, self.choose, self.recipe.eval, named,
+                                 self.trials)
+        final = self.document("complete", front, best, closest, recipes).document()
         write_json(self.out / DOCUMENT, final)
         atomic_write_text(self.out / "tune.md", report.markdown(final))
         atomic_write_text(self.out / "tune.html", report.html_report(final))
         self.ui.info(f"tune folder: {self.out}  (report: {self.out / 'tune.html'}; best recipe: "
-                     f"{recipes.get('best', 'none feasible')})")
+                     f"{recipes.get('best', 'none met every limit; closest: ' + str(recipes.get('closest')))})")
         return final
 
 
@@ -241,19 +251,30 @@ def _relative(recipe: dict, folder: Path) -> dict:
     return recipe
 
 
+def _judged(trial: Trial, limits) -> Trial:
+    """A finished trial judged against (possibly new) limits."""
+    if trial.state != "complete":
+        return trial
+    missed = violations(limits, trial.selection.drop_points, trial.size_mb, trial.p50_ms)
+    return trial.model_copy(update={"violations": missed, "feasible": not missed})
+
+
+WHAT = {"best": "the best feasible trial", "closest": "no trial met every limit: the one that misses least"}
+
+
 def _write_recipes(out: Path, base: dict, layers: int, train: DataSpec, choose: DataSpec, report_set: DataSpec,
-                   front: list[int], best: int | None, trials: list[Trial]) -> dict[str, str]:
-    """A recipe per front trial (and best.yaml): graded on the report set, the INT8 budget choosing
-    on the selection rows, so that ``edgeport run`` reproduces the trial's artifact and its figures."""
+                   named: list[tuple[str, int]], trials: list[Trial]) -> dict[str, str]:
+    """A recipe per named trial (trial-N.yaml for the front, best.yaml or closest.yaml): graded on the
+    report set, the INT8 budget choosing on the selection rows, so that ``edgeport run`` reproduces
+    the trial's artifact and its figures."""
     by_number = {t.number: t for t in trials}
     written: dict[str, str] = {}
     folder = out / "recipes"
-    names = [(f"trial-{n}", n) for n in front] + ([("best", best)] if best is not None else [])
-    for name, number in names:
+    for name, number in named:
         trial = by_number[number]
         recipe = _relative(recipe_for(base, trial.params, layers, train, choose, report_set, None), folder)
         recipe_from_dict(recipe)  # a recipe the schema accepts
-        head = (f"# edgeport tune: trial {number} ({'the best feasible trial' if name == 'best' else 'on the front'})\n"
+        head = (f"# edgeport tune: trial {number} ({WHAT.get(name, 'on the front')})\n"
                 f"# parameters: {trial.params}\n# reproduce: edgeport run {folder / (name + '.yaml')}\n")
         atomic_write_text(folder / f"{name}.yaml", head + yaml.safe_dump(recipe, sort_keys=False))
         written[name] = str(folder / f"{name}.yaml")

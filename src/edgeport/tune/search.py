@@ -124,3 +124,10 @@ def best(complete: list[Trial], prefer: str) -> int | None:
         return first, second, t.selection.drop_points
 
     return min(feasible, key=order).number
+
+
+def closest(complete: list[Trial]) -> int | None:
+    """When no trial meets every limit: the one that misses fewest limits, then loses least."""
+    if not complete:
+        return None
+    return min(complete, key=lambda t: (len(t.violations), t.selection.drop_points, t.size_mb)).number
