@@ -124,8 +124,9 @@ class _Tune:
         for number, params in batch:
             job = plans[number].jobs[0]
             record = finished(out, job)
-            if record:
+            if record:  # this recipe ran before (the sampler may ask for one twice): read back
                 results[number] = trial_from(number, params, {**record, "cached": True}, out, job, spec)
+                self.ui.info(report.trial_line(results[number]))
             else:
                 by_key.setdefault(job.key, []).append(number)
 
