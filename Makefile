@@ -8,7 +8,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.edgeport-installed
 
-.PHONY: setup setup-tensorrt test-venvs demo test bench bench-x86 bench-int8 bench-ssh bench-budget bench-compress bench-request bench-gpu bench-mrpc bench-sweep readme-check matrix system-deps clean
+.PHONY: setup setup-tensorrt test-venvs demo test bench bench-x86 bench-int8 bench-ssh bench-budget bench-compress bench-request bench-gpu bench-mrpc bench-sweep bench-tune readme-check matrix system-deps clean
 
 setup: $(STAMP)
 
@@ -86,6 +86,11 @@ bench-mrpc: setup
 # The 6-job MiniLM sweep sequentially and on the embedded Ray.
 bench-sweep: setup
 	$(BIN)/python bench/sweep.py
+
+# `edgeport tune recipes/sst2-tune.yaml`, then the tuned recipe run and timed beside the uncompressed
+# OpenVINO INT8 artifact and PyTorch (needs ../shared; about 1.5 h here).
+bench-tune: setup
+	$(BIN)/python bench/tune.py
 
 # The README's measured tables, re-rendered from bench/results/*.json: fails when they differ.
 readme-check: setup

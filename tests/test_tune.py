@@ -88,6 +88,27 @@ def test_best_is_the_smallest_feasible_or_the_fastest():
     assert closest(missing) == 1  # one limit missed, and the smaller drop of the two that miss one
 
 
+def test_the_search_never_spends_a_trial_on_a_recipe_it_ran(tmp_path):
+    """Four recipes in the space, six trials asked for: four distinct trials, then the search stops."""
+    from edgeport.tune.search import optimise
+    from edgeport.tune.spec import TuneSpec
+    from edgeport.ui import UI
+
+    spec = TuneSpec(data={"path": tmp_path / "t.tsv"}, space={"blocks": [1, 2], "ffn": [0.5, 1.0]}, trials=6,
+                    limits={"max_drop": 1.0})
+    ran: list[dict] = []
+
+    def run_batch(batch):
+        ran.extend(params for _, params in batch)
+        return [_trial(number, 0.5 * params["blocks"], params["ffn"], 1.0).model_copy(update={"params": params})
+                for number, params in batch]
+
+    ended: list[Trial] = []
+    optimise(spec, {}, [], 2, run_batch, ended.append, UI(quiet=True))
+    assert len(ran) == 4 and len({tuple(sorted(p.items())) for p in ran}) == 4
+    assert [t.number for t in ended] == [0, 1, 2, 3]
+
+
 def _tune_file(tmp_path: Path, model: Path, trials: int = 3) -> Path:
     train = _labelled("calibration")
     (tmp_path / "train.tsv").write_text("sentence\tlabel\n" + "".join(

@@ -86,6 +86,30 @@ def _replay(study, trial: Trial, spec: TuneSpec, names: list[str], dists: dict) 
         user_attrs={"constraints": _constraint_values(trial, spec)} if trial.state == "complete" else {}))
 
 
+def _key(params: dict) -> tuple:
+    return tuple(sorted(params.items()))
+
+
+def _ask_new(study, dists: dict, size: int, done: list[Trial], spec: TuneSpec, names: list[str],
+             patience: int = 50) -> list:
+    """Up to ``size`` asked trials whose parameters no trial has had: an asked recipe that ran
+    before is told its earlier outcome at once (the sampler learns, the budget is not spent)."""
+    ran = {_key(t.params): t for t in done if t.ablation_of is None}
+    asked: list = []
+    for _ in range(size + patience):
+        if len(asked) == size:
+            break
+        trial_obj = study.ask(dists)
+        key = _key(trial_obj.params)
+        if key in ran:
+            _tell(study, trial_obj, ran[key], spec, names)
+        elif key in {_key(t.params) for t in asked}:
+            study.tell(trial_obj, state=_optuna().trial.TrialState.FAIL)  # asked twice in one batch
+        else:
+            asked.append(trial_obj)
+    return asked
+
+
 def optimise(spec: TuneSpec, base: dict, done: list[Trial], parallel: int, run_batch: RunBatch,
              on_trial: Callable[[Trial], None], ui: UI) -> None:
     """Ask and run trials until ``spec.trials`` have ended (``done``: those of an earlier run)."""
@@ -99,8 +123,11 @@ def optimise(spec: TuneSpec, base: dict, done: list[Trial], parallel: int, run_b
     if remaining <= 0:
         ui.info(f"all {spec.trials} trials ended earlier; nothing to run")
     while remaining > 0:
-        size = min(parallel, remaining)
-        asked = [study.ask(dists) for _ in range(size)]
+        asked = _ask_new(study, dists, min(parallel, remaining), done, spec, names)
+        if not asked:
+            ui.info(f"the space holds no recipe the sampler would still try after {len(done)} trials; stopping")
+            break
+        size = len(asked)
         batch = [(number + i, dict(t.params)) for i, t in enumerate(asked)]
         ui.info(f"trials {batch[0][0]}-{batch[-1][0]} of {spec.trials} (ran {len(done)}), {size} side by side")
         for trial_obj, trial in zip(asked, run_batch(batch)):
