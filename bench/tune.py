@@ -143,12 +143,16 @@ def render(document: dict) -> list[str]:
     smaller = document["weights_mb"] / run["size_mb"]
     faster = ov_p50 / tuned_p50
     drop = run["original_dev_accuracy"] - run["dev_accuracy"]
-    hours = (t["seconds"] + run["seconds"]) / 3600
+    # the tune's compute: every trial that ran (not read back), summed: a tune may run in sittings (--resume)
+    trial_seconds = sum(row.get("seconds") or 0 for row in t["trial_rows"] if not row.get("cached"))
+    hours = (trial_seconds + run["seconds"]) / 3600
     bars = document["bars"]
     sets = t["sets"]
     lines = [provenance_line(document, "bench/tune.py"), "",
              f"Tune `{t['file']}`: {t['trials']} trials ({t['states']['complete']} complete, {t['states']['pruned']} "
-             f"pruned after distillation's first epoch, {t['states']['failed']} failed) in {t['seconds'] / 60:.0f} min; "
+             f"pruned after distillation's first epoch, {t['states']['failed']} failed; "
+             f"{sum(bool(r.get('cached')) for r in t['trial_rows'])} repeated an earlier trial's recipe and were read "
+             f"back), {trial_seconds / 60:.0f} min of trial builds; "
              f"the tuned recipe's own run (`edgeport run`, compressed again from the original) "
              f"{run['seconds'] / 60:.0f} min. Sets: {sets['train_rows']} training rows; {sets['selection_rows']} "
              f"selection rows (sentences of at least {sets['selection_min_words']} words, seed "
