@@ -26,9 +26,10 @@ A tune file (YAML; paths relative to it)::
     resources: {cpus: 2}                 # what one trial asks of a Ray node (as in a sweep file)
 
 The three sets never meet: distillation, vocabulary, importance and calibration use the
-training data less the selection rows; trial ranking, distillation's best epoch and the INT8
-budget use the selection rows; the recipe's ``eval:`` data (the report set) grades the front
-once, at the end, and chooses nothing.
+training data less the selection rows (distillation keeps its best epoch on a held-out share
+of those); trial ranking, the front, the best trial and the INT8 budget's fallback layers use
+the selection rows; the recipe's ``eval:`` data (the report set) grades the front once, at
+the end, and chooses nothing.
 """
 
 from __future__ import annotations
