@@ -149,6 +149,7 @@ class _Tune:
         self.save(self.document("running"))
 
     def search(self, address: str | None) -> None:
+        """The trials, then the ablations of the chosen one, on one Ray session."""
         from edgeport.sweep.engine import session
 
         self.out.mkdir(parents=True, exist_ok=True)
@@ -157,6 +158,8 @@ class _Tune:
                 self.engine = engine
                 search.optimise(self.spec, self.base, self.trials, search.parallel_of(self.spec, engine),
                                 self.run_batch, self.on_trial, self.ui)
+                best, closest = self.chosen()
+                self.ablate(best if best is not None else closest)
         except (KeyboardInterrupt, EdgeportError):
             self.save(self.document("interrupted"))
             raise
@@ -167,7 +170,7 @@ class _Tune:
         best = search.best(complete, self.spec.prefer)
         return best, (search.closest(complete) if best is None else None)
 
-    def ablate(self, best: int | None, address: str | None) -> None:
+    def ablate(self, best: int | None) -> None:
         """The chosen trial with each ``ablate:`` parameter changed, one at a time (missing ones only)."""
         by_number = {t.number: t for t in self.trials}
         if best is None or not self.spec.ablate:
@@ -179,17 +182,12 @@ class _Tune:
             return
         first = max(by_number) + 1
         batch = [(first + i, {**by_number[best].params, name: value}) for i, (name, value) in enumerate(asked)]
-        from edgeport.sweep.engine import session
-
-        with session(address, self.out, [self.spec.device] if self.spec.device else [], self.ui):
-            ran = self.run_batch(batch)
-        for trial, (name, value) in zip(ran, asked):
+        for trial, (name, value) in zip(self.run_batch(batch), asked):
             self.on_trial(trial.model_copy(update={"ablation_of": best, "changed": {name: value}}))
 
-    def finish(self, address: str | None) -> dict:
-        """The ablations; the front graded once on the report set; the recipes; tune.json/md/html."""
+    def finish(self) -> dict:
+        """The front graded once on the report set; the recipes; tune.json, tune.md, tune.html."""
         best, closest = self.chosen()
-        self.ablate(best if best is not None else closest, address)
         front = _front([t for t in self.trials if t.state == "complete" and t.ablation_of is None])
         graded = {t.number: t for t in self.trials}
         measured = sorted(set(front) | ({closest} if closest is not None else set()))
@@ -219,7 +217,7 @@ def run_tune(path: Path, out: Path | None, address: str | None, trials: int | No
     tune = _Tune(spec, path, Path(out or Path("runs") / Path(path).stem).absolute(), resume, ui)
     tune.prepare()
     tune.search(address)
-    return tune.finish(address)
+    return tune.finish()
 
 
 def _previous(out: Path, resume: bool, spec_sha: str) -> dict | None:
