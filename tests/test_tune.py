@@ -69,7 +69,11 @@ def test_a_trials_recipe_keeps_selection_and_report_apart(tmp_path):
     assert final.eval == report and final.budget.data == choose  # graded on the report set
     assert trial.compress.data == final.compress.data == trial.calibration.data == train
     assert trial.compress.steps[-1].give_up_drop == 4.0 and final.compress.steps[-1].give_up_drop is None
-    assert final.budget.max_drop == 0.5 and final.targets == ["openvino-int8"]
+    assert final.budget.max_drop == 0.5 and final.budget.min_fidelity is None and final.targets == ["openvino-int8"]
+    # without an INT8 budget in the space, the base recipe's own budget stands (choosing on selection rows)
+    kept = recipe_from_dict(recipe_for({"model": "minilm", "budget": {"min_fidelity": 0.99}}, {"blocks": 4}, 6,
+                                       train, choose, report, None))
+    assert kept.budget.min_fidelity == 0.99 and kept.budget.max_drop is None and kept.budget.data == choose
 
 
 def _trial(number, drop, size, p50, feasible=True):

@@ -117,7 +117,7 @@ def ablation_lines(document: dict) -> list[str]:
         delta = t["selection"]["artifact"] - base["selection"]["artifact"]
         out.append(f"Ablation {change} of trial {base['number']}: selection accuracy {t['selection']['artifact']:.2f} "
                    f"vs {base['selection']['artifact']:.2f} ({delta:+.2f} points at {t['size_mb']:.2f} vs "
-                   f"{base['size_mb']:.2f} MB): the best trial's setting "
+                   f"{base['size_mb']:.2f} MB): the trial's own setting "
                    f"{'is kept' if delta <= 0 else 'loses to the change'}.")
     return out
 

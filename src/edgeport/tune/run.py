@@ -48,7 +48,7 @@ def _base_recipe(spec: TuneSpec, base_dir: Path) -> tuple[dict, Recipe]:
     if recipe.compress is not None:
         raise UsageError("the tune's recipe has a compress: section; the tune writes it from the space",
                          hint="drop recipe.compress")
-    return recipe.model_dump(mode="json", exclude_none=True), recipe
+    return recipe.model_dump(mode="json"), recipe  # nulls kept: budget.min_fidelity: null means "off"
 
 
 def _data_spec(spec: DataSpec, base_dir: Path) -> DataSpec:

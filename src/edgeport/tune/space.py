@@ -73,10 +73,9 @@ def recipe_for(base: dict, params: dict, layers: int, train: DataSpec, choose: D
     recipe = {key: value for key, value in base.items() if key not in ("compress", "eval", "budget")}
     if "target" in params:
         recipe["targets"] = [params["target"]]
-    budget = dict(base.get("budget") or {})
-    budget.update({"data": _data(choose), "min_fidelity": None})
-    if "int8_max_drop" in params:
-        budget["max_drop"] = params["int8_max_drop"]
+    budget = {**(base.get("budget") or {}), "data": _data(choose)}
+    if "int8_max_drop" in params:  # an accuracy budget: the fidelity floor of the base recipe is off
+        budget.update({"max_drop": params["int8_max_drop"], "min_fidelity": None})
     recipe["budget"] = budget
     recipe["eval"] = _data(report if report is not None else choose)
     recipe["calibration"] = {**(base.get("calibration") or {}), "data": _data(train)}
