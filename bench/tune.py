@@ -142,19 +142,21 @@ def render(document: dict) -> list[str]:
     faster = ov_p50 / tuned_p50
     drop = run["original_dev_accuracy"] - run["dev_accuracy"]
     # the tune's compute: every trial that ran (not read back), summed: a tune may run in sittings (--resume)
+    ablations = sum(row.get("ablation_of") is not None for row in t["trial_rows"])
     trial_seconds = sum(row.get("seconds") or 0 for row in t["trial_rows"] if not row.get("cached"))
     hours = (trial_seconds + run["seconds"]) / 3600
     bars = document["bars"]
     sets = t["sets"]
     lines = [provenance_line(document, "bench/tune.py"), "",
-             f"Tune `{t['file']}`: {t['trials']} trials ({t['states']['complete']} complete, {t['states']['pruned']} "
+             f"Tune `{t['file']}`: {t['trials']} trials ({ablations} of them ablations; {t['states']['complete']} "
+             f"complete, {t['states']['pruned']} "
              f"pruned after distillation's first epoch, {t['states']['failed']} failed; "
              f"{sum(bool(r.get('cached')) for r in t['trial_rows'])} repeated an earlier trial's recipe and were read "
              f"back), {trial_seconds / 60:.0f} min of trial builds; "
              f"the tuned recipe's own run (`edgeport run`, compressed again from the original) "
              f"{run['seconds'] / 60:.0f} min. Sets: {sets['train_rows']} training rows; {sets['selection_rows']} "
              f"selection rows (sentences of at least {sets['selection_min_words']} words, seed "
-             f"{sets['selection_seed']}) chose every trial, the best and the INT8 fallback layers; dev.tsv "
+             f"{sets['selection_seed']}) ranked the trials, chose the {t.get('chosen_as', 'best')} one and the INT8 fallback layers; dev.tsv "
              f"({sets['report_rows']} rows) is the report set and chose nothing.", "",
              "| trial | state | selection drop | size MB | p50 ms (in-tune) | meets limits | dev drop (front only) | parameters |",
              "|---:|---|---:|---:|---:|---|---:|---|"]
