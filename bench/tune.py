@@ -28,6 +28,7 @@ from pathlib import Path
 
 from _results import provenance_line, write_results
 
+from edgeport.recipe import data_mappings
 from edgeport.tune.report import ablation_lines
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,7 +57,7 @@ def _tuned_recipe(best: Path, kind: str) -> None:
 
     recipe = yaml.safe_load(best.read_text())  # as written (a null such as budget.min_fidelity means "off")
     recipe["model"] = "../../shared/models/minilm-sst2"
-    for data in (recipe["eval"], recipe["budget"]["data"], recipe["calibration"]["data"], recipe["compress"]["data"]):
+    for _, data in data_mappings(recipe):
         data["path"] = "../../shared/data/sst2/" + Path(data["path"]).name
     recipe["profile"] = {"runs": 100}
     head = [line for line in best.read_text().splitlines() if line.startswith("# parameters")]

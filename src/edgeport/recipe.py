@@ -189,6 +189,17 @@ def validated(model: type[BaseModel], data: dict, names: dict[str, str] | None =
                          hint="see the recipes/ folder for the schema" if source else "see edgeport --help") from None
 
 
+DATA_SECTIONS = ("calibration", "compress", "budget")  # sections whose `data:` names a file, besides `eval:`
+
+
+def data_mappings(recipe: dict) -> list[tuple[str, dict]]:
+    """(what, mapping) of every data file a recipe's JSON names, for rewriting their paths:
+    each section's ``data:``, then ``eval:``."""
+    found = [(section, recipe[section]["data"]) for section in DATA_SECTIONS
+             if (recipe.get(section) or {}).get("data")]
+    return found + ([("eval", recipe["eval"])] if recipe.get("eval") else [])
+
+
 def recipe_from_dict(data: dict, names: dict[str, str] | None = None, source: str | None = None) -> Recipe:
     return validated(Recipe, data, names, source)
 

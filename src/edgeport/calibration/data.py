@@ -266,6 +266,11 @@ class Carved:
     dropped: int  # rows of the rest whose text is also a selection text (dropped from the rest)
 
 
+def row_keys(records: Records) -> list[tuple]:
+    """Each row as (text, second text or None): what makes two rows the same example."""
+    return list(zip(records.texts, records.pairs or [None] * len(records.texts)))
+
+
 def carve(records: Records, size: int, seed: int = 0, min_words: int = 0) -> Carved:
     """``size`` selection rows (seeded, label-stratified, of at least ``min_words`` words) and
     the rest, disjoint by text: a rest row repeating a selection text is dropped (training files
@@ -278,7 +283,7 @@ def carve(records: Records, size: int, seed: int = 0, min_words: int = 0) -> Car
         raise DataFileError(f"{records.source} has {len(eligible)} rows of at least {min_words} words; the selection "
                             f"split asks for {size}", hint="lower the split's size or min_words")
     picked = {eligible[i] for i in _stratified([records.labels[j] for j in eligible], size / len(eligible), seed)}
-    keys = list(zip(records.texts, records.pairs or [None] * len(records.texts)))
+    keys = row_keys(records)
     chosen_keys = {keys[i] for i in picked}
     rest = [i for i in range(len(records.texts)) if i not in picked and keys[i] not in chosen_keys]
     dropped = len(records.texts) - len(picked) - len(rest)

@@ -33,12 +33,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edgeport.errors import UsageError
-from edgeport.recipe import BudgetSpec, CompressSpec, Recipe, recipe_from_dict
+from edgeport.recipe import BudgetSpec, CompressSpec, Recipe, data_mappings, recipe_from_dict
 from edgeport.runs import cache_key, code_version, hash_path, tool_versions
 
 INPUT_PREFIX = "@input/"  # a local path in a job's recipe: @input/<sha256>[/<file name>]
 BUILTIN_MODELS = ("minilm",)
-DATA_SECTIONS = ("calibration", "compress", "budget")  # recipe sections whose data: is a local file
 
 
 class _Strict(BaseModel):
@@ -167,13 +166,8 @@ def _localise(recipe: dict, inputs: _Inputs) -> tuple[dict, tuple[str, ...]]:
     if recipe["model"] not in BUILTIN_MODELS:
         recipe["model"], sha = inputs.ref(recipe["model"], "model folder")
         used.append(sha)
-    for section in DATA_SECTIONS:
-        data = (recipe.get(section) or {}).get("data")
-        if data:
-            data["path"], sha = inputs.ref(data["path"], f"{section} data")
-            used.append(sha)
-    if recipe.get("eval"):
-        recipe["eval"]["path"], sha = inputs.ref(recipe["eval"]["path"], "eval data")
+    for section, data in data_mappings(recipe):
+        data["path"], sha = inputs.ref(data["path"], f"{section} data")
         used.append(sha)
     return recipe, tuple(dict.fromkeys(used))
 
@@ -242,9 +236,6 @@ def job_recipe(recipe: dict, inputs_root: Path) -> Recipe:
 
     data = json.loads(json.dumps(recipe))
     data["model"] = local(data["model"])
-    for section in DATA_SECTIONS:
-        if (data.get(section) or {}).get("data"):
-            data[section]["data"]["path"] = local(data[section]["data"]["path"])
-    if data.get("eval"):
-        data["eval"]["path"] = local(data["eval"]["path"])
+    for _, mapping in data_mappings(data):
+        mapping["path"] = local(mapping["path"])
     return Recipe.model_validate(data)

@@ -18,7 +18,8 @@ import yaml
 
 from edgeport.calibration.data import records_from_spec
 from edgeport.errors import EdgeportError, UsageError
-from edgeport.recipe import DEFAULT_MODEL, DataSpec, Recipe, anchored, recipe_from_dict, recipe_from_yaml
+from edgeport.recipe import (DEFAULT_MODEL, DataSpec, Recipe, anchored, data_mappings, recipe_from_dict,
+                             recipe_from_yaml)
 from edgeport.runs import atomic_write_text, cache_key, read_json, write_json
 from edgeport.sweep.folder import finished, write_job
 from edgeport.sweep.report import pareto
@@ -245,7 +246,7 @@ def _relative(recipe: dict, folder: Path) -> dict:
 
     if recipe["model"] != DEFAULT_MODEL:
         recipe["model"] = rel(recipe["model"])
-    for data in (recipe["eval"], recipe["budget"]["data"], recipe["calibration"]["data"], recipe["compress"]["data"]):
+    for _, data in data_mappings(recipe):
         data["path"] = rel(data["path"])
     return recipe
 

@@ -74,8 +74,8 @@ class Range(_Strict):
 Choices = list[Scalar]
 Dimension = Union[Range, Choices]
 
-# parameter -> (what it sets, allowed type): the one table the space, the recipe builder and
-# the docs read
+# parameter -> what it sets: the names a space and `ablate:` may use (checked here and by the
+# recipe builder)
 PARAMETERS: dict[str, str] = {
     "blocks": "encoder blocks kept (drop_blocks keep; the model's count: none dropped)",
     "heads": "fraction of attention heads kept per block (prune_heads; 1.0: none pruned)",

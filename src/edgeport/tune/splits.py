@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edgeport.calibration.data import Records, carve, records_from_file
+from edgeport.calibration.data import Records, carve, records_from_file, row_keys
 from edgeport.recipe import DataSpec, SplitSpec
 from edgeport.tune.spec import Selection
 
@@ -28,10 +28,6 @@ class TuneSets:
     selection_records: Records
 
 
-def _keys(records: Records) -> set[tuple]:
-    return set(zip(records.texts, records.pairs or [None] * len(records.texts)))
-
-
 def tune_sets(data: DataSpec, selection: Selection, report: Records) -> TuneSets:
     split = dict(size=selection.size, seed=selection.seed, min_words=selection.min_words)
     train = data.model_copy(update={"split": SplitSpec(part="rest", **split)})
@@ -39,8 +35,8 @@ def tune_sets(data: DataSpec, selection: Selection, report: Records) -> TuneSets
     records = records_from_file(data.path, data.text_column, data.label_column, need_labels=True,
                                 text_pair_column=data.text_pair_column)
     carved = carve(records, selection.size, selection.seed, selection.min_words)
-    reported = _keys(report)
+    reported = set(row_keys(report))
     dropped = {"train_rows_repeating_a_selection_text": carved.dropped,
-               "selection_rows_in_report_set": len(_keys(carved.selection) & reported),
-               "train_rows_in_report_set": len(_keys(carved.rest) & reported)}
+               "selection_rows_in_report_set": len(set(row_keys(carved.selection)) & reported),
+               "train_rows_in_report_set": len(set(row_keys(carved.rest)) & reported)}
     return TuneSets(train, choose, len(carved.rest.texts), len(carved.selection.texts), dropped, carved.selection)
