@@ -62,6 +62,8 @@ def export(name: str, work: Path) -> dict:
             "selection": fallback.get("selection"), "int8_mac_share": entry.get("int8_mac_share"),
             "opset": details.get("opset") or (details.get("checks") or {}).get("opset"),
             "checks": details.get("checks"), "host_side": entry.get("host_side_emulation"),
+            "quantizer": {k: (details.get("quantizer") or {}).get(k) for k in (
+                "calibration_method", "smoothing", "residual_adds")} if details.get("quantizer") else None,
             "cached": entry.get("cached", False)})
     return {"command": " ".join(argv), "exit_code": done.returncode, "seconds": round(time.perf_counter() - started),
             "fp32_size_mb": fp32_mb, "rows": rows}
@@ -123,6 +125,14 @@ def render(document: dict) -> list[str]:
             lines.append(f"| {row['target']}{met} | {row['size_mb']:.1f} ({row['size_vs_fp32']:.3f}) | {cos} | "
                          f"{accuracy} | {kept} | {share} | {_checks(row['checks'])} |")
         lines.append("")
+        for row in run["rows"]:
+            if row.get("quantizer"):
+                q, smoothing = row["quantizer"], row["quantizer"].get("smoothing") or {}
+                smoothed = (f"{len(smoothing.get('inputs') or [])} LayerNorm-fed MatMul inputs smoothed per channel "
+                            f"(alpha {smoothing['alpha']})" if smoothing.get("alpha") is not None else "no smoothing")
+                lines += [f"{row['target']}: ModelOpt `{q['calibration_method']}` calibration; {smoothed}; residual "
+                          f"Adds {q.get('residual_adds') or 'as ModelOpt places them'}; kept out of INT8 by the budget: "
+                          f"{', '.join(row['fp32_layers']) or 'none'}.", ""]
     return lines[:-1]
 
 

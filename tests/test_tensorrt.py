@@ -76,6 +76,89 @@ def test_int8_graph_follows_tensorrt_placement(trt_run):
     assert "host-side emulation" in entry["host_side_emulation"] and entry["fidelity"]["mean_cosine"] > 0.99
 
 
+def _residual_adds(graph):
+    """The residual joins (post-LN encoders: the Adds feeding a LayerNorm, maybe through a Cast),
+    with how many of their inputs a DequantizeLinear gives."""
+    producer = {o: n for n in graph.node for o in n.output}
+
+    def through_cast(name):
+        node = producer.get(name)
+        return producer.get(node.input[0]) if node is not None and node.op_type == "Cast" else node
+
+    found = {}
+    for node in graph.node:
+        add = through_cast(node.input[0]) if node.op_type == "LayerNormalization" else None
+        if add is not None and add.op_type == "Add" and "embeddings" not in add.name:
+            found[add.name] = sum(producer.get(i) is not None and producer[i].op_type == "DequantizeLinear"
+                                  for i in add.input)
+    return found
+
+
+def test_int8_smooths_layernorm_inputs_and_leaves_residual_adds_fp16(trt_run):
+    folder = trt_run / "targets" / "tensorrt-int8"
+    graph = _graph(folder / "model.onnx")
+    quantizer = read_json(folder / "manifest.json")["details"]["quantizer"]
+    # 2 blocks x (Q/K/V input, FFN-up input), each from a LayerNorm
+    assert quantizer["smoothing"]["alpha"] == 0.5 and len(quantizer["smoothing"]["inputs"]) == 4
+    assert sorted(len(i["matmuls"]) for i in quantizer["smoothing"]["inputs"]) == [1, 1, 3, 3]
+    producer = {o: n for n in graph.node for o in n.output}
+    smoothing_muls = [n for n in graph.node if n.name.endswith("/smoothed/Mul")]
+    assert len(smoothing_muls) == 4
+    for mul in smoothing_muls:  # LayerNorm (maybe through a Cast to FP16) -> Mul -> Q -> DQ -> MatMul
+        source = producer[mul.input[0]]
+        source = producer[source.input[0]] if source.op_type == "Cast" else source
+        assert source.op_type == "LayerNormalization", mul.name
+    adds = _residual_adds(graph)
+    assert len(adds) == 4 and not any(adds.values())  # 2 blocks x 2 residual joins, no Q/DQ on them
+    assert quantizer["residual_adds"] == "FP16 (no Q/DQ)"
+
+
+def test_smoothing_is_exact_and_balances_channels(trt_run, tmp_path):
+    """alpha 0.5 makes each smoothed channel's activation maximum equal its weight row maximum,
+    and the fp32 graph computes the same outputs."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import numpy_helper
+
+    from edgeport.targets.smoothing import channel_maxima, smooth
+
+    source, out = trt_run / "onnx" / "model.onnx", tmp_path / "smoothed.onnx"
+    rng = np.random.default_rng(0)
+    feeds = {"input_ids": rng.integers(5, 90, (6, 12)), "attention_mask": np.ones((6, 12), np.int64),
+             "token_type_ids": np.zeros((6, 12), np.int64)}
+    done = smooth(source, out, feeds, 0.5)
+    assert len(done) == 4
+    assert all(abs(d.activation_max_after - d.weight_max_after) <= 1e-3 * d.weight_max_after for d in done)
+    before = ort.InferenceSession(str(source), providers=["CPUExecutionProvider"])
+    after = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    wanted = {i.name for i in before.get_inputs()}
+    feed = {k: v for k, v in feeds.items() if k in wanted}
+    np.testing.assert_allclose(after.run(None, feed)[0], before.run(None, feed)[0], rtol=1e-4, atol=1e-5)
+    graph = onnx.load(str(out)).graph
+    inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    smoothed = [f"{d.tensor}/smoothed" for d in done]
+    for name, act in zip(smoothed, channel_maxima(out, smoothed, feeds)):
+        rows = np.max([np.abs(inits[n.input[1]]).max(axis=1) for n in graph.node
+                       if n.op_type == "MatMul" and n.input[0] == name], axis=0)
+        np.testing.assert_allclose(act, rows, rtol=1e-3)
+
+
+def test_int8_modelopt_residual_adds_on_request(tiny_models, tmp_path, run_cli):
+    out = tmp_path / "run"
+    code, _, stderr = run_cli("export", tiny_models("bert"), "--target", "tensorrt-int8", "--out", out,
+                              "--min-fidelity", "0", "--no-profile", "--option",
+                              "tensorrt-int8.quantize_residual_adds=true", "--option",
+                              "tensorrt-int8.smoothing_alpha=null")
+    assert code == 0, stderr
+    graph = _graph(out / "targets" / "tensorrt-int8" / "model.onnx")
+    adds = _residual_adds(graph)
+    assert len(adds) == 4 and all(count == 2 for count in adds.values())  # ModelOpt: both inputs, GEMM's too
+    assert not [n for n in graph.node if n.name.endswith("/smoothed/Mul")]
+    quantizer = read_json(out / "targets" / "tensorrt-int8" / "manifest.json")["details"]["quantizer"]
+    assert quantizer["smoothing"] == {"alpha": None, "inputs": []}
+    assert quantizer["op_types_to_exclude"] == []
+
+
 def test_classifier_head_stays_fp16_and_is_said(tiny_models, tmp_path, run_cli):
     """A classifier's pooler and classifier Gemms (one row per sequence) are left out of INT8 on
     purpose and recorded; the placement check then holds (it failed on them before)."""

@@ -100,7 +100,7 @@ def _export_options(func):
         click.option("--device", help="Also profile on this device: ssh://user@host[:port] or adb://SERIAL "
                      "(keys from ssh-agent/~/.ssh, host keys from ~/.ssh/known_hosts)."),
         click.option("--option", "target_options", multiple=True, metavar="TARGET.KEY=VALUE",
-                     help="A target option, e.g. onnx-int8.mode=static."),
+                     help="A target option, e.g. onnx-int8.mode=static (VALUE null: unset)."),
         _trust_pickle_option(),
     ]
     for option in reversed(options):
@@ -158,7 +158,7 @@ def _target_options(items: tuple[str, ...]) -> dict[str, dict]:
         target, dot, name = key.partition(".")
         if not sep or not dot:
             raise UsageError(f"--option '{item}' is not TARGET.KEY=VALUE", hint="e.g. --option onnx-int8.mode=static")
-        options.setdefault(target, {})[name] = value
+        options.setdefault(target, {})[name] = None if value.lower() == "null" else value
     return options
 
 

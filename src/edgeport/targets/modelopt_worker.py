@@ -4,7 +4,7 @@ edgeport's own: NVIDIA ModelOpt pins an older onnx than edgeport's. edgeport sta
 as a subprocess with that environment's Python; it imports nothing of edgeport.
 
     python modelopt_worker.py quantize --onnx IN --out OUT --calib CALIB.npz --exclude NODES.json \\
-        --method max --high-precision fp16 --result RESULT.json
+        --method max --high-precision fp16 [--exclude-op-types Add] --result RESULT.json
     python modelopt_worker.py lint --onnx IN --result RESULT.json
     python modelopt_worker.py versions --result RESULT.json
 
@@ -12,8 +12,9 @@ as a subprocess with that environment's Python; it imports nothing of edgeport.
 describes: Q/DQ on the inputs of MatMul/Gemm, per-channel symmetric weights, per-tensor
 symmetric activations, constant scales, the residual Add's skip input quantized; the attention
 core left unquantized: ``disable_mha_qdq``), calibrated on the CPU (``calibration_eps=['cpu']``)
-from the stacked feeds in CALIB.npz, with the nodes in NODES.json kept out of quantization;
-everything not INT8 is cast to ``--high-precision`` by ModelOpt's AutoCast.
+from the stacked feeds in CALIB.npz, with the nodes in NODES.json (and the op types of
+``--exclude-op-types``) kept out of quantization; everything not INT8 is cast to
+``--high-precision`` by ModelOpt's AutoCast.
 ``lint``: Polygraphy's ``check lint`` (ONNX checker, ONNX Runtime run, unused and
 undefined tensors). Each writes RESULT.json with what it did and the tool versions.
 """
@@ -52,13 +53,15 @@ def quantize(args):
     started = time.perf_counter()
     modelopt_quantize(
         args.onnx, quantize_mode="int8", calibration_data=calibration, calibration_method=args.method,
-        calibration_eps=["cpu"], nodes_to_exclude=exclude or None, output_path=args.out,
+        calibration_eps=["cpu"], nodes_to_exclude=exclude or None, op_types_to_exclude=args.exclude_op_types or None,
+        output_path=args.out,
         high_precision_dtype=args.high_precision, disable_mha_qdq=True, log_level="ERROR",
     )
     return {"seconds": round(time.perf_counter() - started, 2), "calibration_samples": int(
         next(iter(calibration.values())).shape[0]), "nodes_excluded": exclude,
         "settings": {"quantize_mode": "int8", "calibration_method": args.method, "calibration_eps": ["cpu"],
-                     "high_precision_dtype": args.high_precision, "disable_mha_qdq": True}}
+                     "high_precision_dtype": args.high_precision, "disable_mha_qdq": True,
+                     "op_types_to_exclude": args.exclude_op_types}}
 
 
 def lint(args):
@@ -87,6 +90,7 @@ def main(argv=None):
     parser.add_argument("--calib")
     parser.add_argument("--exclude")
     parser.add_argument("--method", default="max", choices=["max", "entropy"])
+    parser.add_argument("--exclude-op-types", nargs="*", default=[])
     parser.add_argument("--high-precision", default="fp16", choices=["fp16", "fp32"])
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument("--result", required=True)
