@@ -314,6 +314,21 @@ def test_trtexec_builds_profiles_and_proves_int8(trt_run, lab_orin, run_cli):
     code, _, stderr = run_cli("profile", trt_run, "--target", "tensorrt-int8", *lab_orin["args"])
     assert code == 0, stderr
     assert (kept / "timing.cache").read_bytes() == b"standin-timing-cache\n" * 3
+    # both engines profiled on the device: which is faster is said, loudly when INT8 is not
+    lab_orin["knobs"].write_text("export STANDIN_LATENCY_MS=1.20\n")  # the stand-in's FP16 engine "runs" faster
+    code, stdout, stderr = run_cli("--json", "profile", trt_run, "--target", "tensorrt-fp16", "--no-verify",
+                                   *lab_orin["args"])
+    lab_orin["knobs"].write_text("")
+    assert code == 0, stderr
+    document = json.loads(stdout)
+    pair = document["precision_pairs"][0]
+    assert (pair["device"], pair["int8"], pair["fp16"], pair["faster"]) == (lab_orin["label"], "tensorrt-int8",
+                                                                          "tensorrt-fp16", "tensorrt-fp16")
+    assert pair["int8_p50_ms"] == pytest.approx(1.63, abs=0.03) and pair["fp16_p50_ms"] == pytest.approx(1.23, abs=0.03)
+    said = " ".join(stderr.split())
+    assert "tensorrt-int8 (p50 1.6" in said and "is not faster than tensorrt-fp16" in said
+    assert any("not faster" in w for w in document["warnings"])
+    assert "INT8 NOT faster" in (trt_run / "report.md").read_text()
 
 
 @pytest.mark.ssh

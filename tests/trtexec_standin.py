@@ -24,6 +24,7 @@ its parsing of trtexec's output are pinned:
   STANDIN_OUTPUT_SCALE multiplies them (a test's "engine that computes wrong").
 
 Environment knobs of the tests: STANDIN_ARGV_LOG (append each argv as a JSON line),
+STANDIN_LATENCY_MS (the base of the reported latencies, 1.60),
 STANDIN_NOT_INT8 (a node-name substring whose layer is reported FP16, as when TensorRT
 silently does not apply INT8), STANDIN_BUILD_SECONDS (sleep while "building").
 """
@@ -84,7 +85,8 @@ def build(argv):
 
 def profile(argv):
     runs = int(_arg(argv, "iterations") or 10)
-    lat = [1.60 + 0.01 * (i % 7) for i in range(runs)]
+    base = float(os.environ.get("STANDIN_LATENCY_MS", "1.60"))
+    lat = [base + 0.01 * (i % 7) for i in range(runs)]
     times, clock = [], 100.0
     for value in lat:
         times.append({"startEnqMs": clock, "endEnqMs": clock + 0.4, "startH2DMs": clock, "endH2DMs": clock + 0.02,

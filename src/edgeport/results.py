@@ -116,6 +116,21 @@ class TargetResult(_Strict):
     device_verification: dict[str, DeviceVerification] = Field(default_factory=dict)
 
 
+class PrecisionPair(_Strict):
+    """An INT8 artifact and the FP16 artifact of the same runtime, profiled on the same device:
+    which is faster there. An INT8 engine slower than the FP16 one is a failure TensorRT users
+    report (layers without a fast INT8 kernel, reformatting between precisions)."""
+
+    device: str
+    runtime: str
+    int8: str
+    fp16: str
+    int8_p50_ms: float
+    fp16_p50_ms: float
+    faster: str  # the target name
+    fp16_over_int8: float  # > 1: INT8 is faster
+
+
 class ModelInfo(_Strict):
     ref: str
     task: str
@@ -137,6 +152,7 @@ class Results(_Strict):
     targets: dict[str, TargetResult] = Field(default_factory=dict)
     baseline: Profile | None = None
     compression: dict | None = None  # the compress stage's report, when the run compressed the model
+    precision_pairs: list[PrecisionPair] = Field(default_factory=list)  # INT8 vs FP16 on each device
     environment: Environment = Field(default_factory=Environment)
     warnings: list[str] = Field(default_factory=list)
 

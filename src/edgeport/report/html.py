@@ -7,8 +7,8 @@ import html
 import json
 
 from edgeport.report import plots
-from edgeport.report.table import COLUMNS, COMPRESSION_COLUMNS, VERIFY_COLUMNS, compression_rows, evidence, rows, \
-    verification_rows
+from edgeport.report.table import COLUMNS, COMPRESSION_COLUMNS, VERIFY_COLUMNS, compression_rows, evidence, \
+    precision_lines, rows, verification_rows
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem;color:#222;max-width:1200px}
@@ -66,6 +66,15 @@ def _device_verification(document: dict) -> str:
             f'<table id="device-verification"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>')
 
 
+def _precisions(document: dict) -> str:
+    lines = precision_lines(document)
+    if not lines:
+        return ""
+    return ('<h2>INT8 vs FP16 where both ran</h2><ul id="precision-pairs">'
+            + "".join(f'<li{" class=warn" if "NOT faster" in line else ""}>{html.escape(line)}</li>' for line in lines)
+            + "</ul>")
+
+
 def html_report(document: dict) -> str:
     model = document["model"]
     head = "".join(f"<th>{html.escape(c)}</th>" for c in COLUMNS)
@@ -85,6 +94,7 @@ def html_report(document: dict) -> str:
 <h2>Summary</h2><table id="summary"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
 <ul id="evidence">{"".join(f"<li>{html.escape(line)}</li>" for line in evidence(document))}</ul>
 {_device_verification(document)}
+{_precisions(document)}
 {_compression(document)}
 <h2>Layers kept in higher precision</h2><ul id="fallbacks">{fallbacks or '<li>none</li>'}</ul>
 <h2>Charts</h2>

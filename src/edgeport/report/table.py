@@ -115,6 +115,13 @@ def verification_markdown(document: dict) -> list[str]:
             + ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in table])
 
 
+def precision_lines(document: dict) -> list[str]:
+    """INT8 against FP16 of the same runtime on each device where both were profiled."""
+    return [f"on {p['device']}: {p['int8']} p50 {p['int8_p50_ms']:.2f} ms, {p['fp16']} {p['fp16_p50_ms']:.2f} ms: "
+            f"{p['faster']} is faster" + ("" if p["faster"] == p["int8"] else " (INT8 NOT faster)")
+            for p in document.get("precision_pairs") or []]
+
+
 def markdown(document: dict) -> str:
     lines = [f"# edgeport report: {document['model']['ref']}", "",
              f"Model: {document['model']['family']} {document['model']['task']}, "
@@ -125,6 +132,8 @@ def markdown(document: dict) -> str:
     lines += ["| " + " | ".join(row) + " |" for row in rows(document)]
     lines += ["", "Evidence (disjoint sets):", ""] + [f"- {line}" for line in evidence(document)]
     lines += verification_markdown(document)
+    if precision_lines(document):
+        lines += ["", "INT8 vs FP16 where both ran:", ""] + [f"- {line}" for line in precision_lines(document)]
     if document.get("compression"):
         lines += ["", "Compression (PyTorch, before export; measured against the original model):", "",
                   compression_markdown(document["compression"])]

@@ -14,7 +14,7 @@ from edgeport.devices.profiling import measure_on, profile_on
 from edgeport.errors import UsageError
 from edgeport.model.load import TOKEN_TASKS
 from edgeport.recipe import ProfileSpec
-from edgeport.results import Results
+from edgeport.results import PrecisionPair, Results
 from edgeport.runs import RunDir
 from edgeport.stages.device_verify import NO_REPORT_SET, judge, not_run, record, verify_request
 from edgeport.stages.report_set import load_report_set
@@ -57,6 +57,7 @@ def profile_all(run: RunDir, model_dir: Path | None, spec: ProfileSpec, results:
                     message = f"{name}: the verify mode failed on {spec.device}: {error.message}"
                     ui.warn(message)
                     results.warnings.append(message)
+        compare_precisions(results, ui)
 
 
 def profile_run(run_dir: Path, targets: str | None, spec: ProfileSpec, ui: UI, connection=None,
@@ -76,7 +77,41 @@ def profile_run(run_dir: Path, targets: str | None, spec: ProfileSpec, ui: UI, c
             results = save_results(run, results)  # each device result is kept as soon as it arrives
             if error is not None:  # the verify mode failed on the device: raised once the profile is kept
                 raise error
-    return results
+    compare_precisions(results, ui)
+    return save_results(run, results)
+
+
+def compare_precisions(results: Results, ui: UI) -> None:
+    """Each INT8 artifact against the FP16 artifact of its runtime, on every device where both
+    have a profile that ran on the device's own accelerator or CPU (a CPU fallback of a GPU
+    artifact compares nothing). INT8 not faster than FP16 is said loudly."""
+    pairs = {(p.device, p.int8, p.fp16): p for p in results.precision_pairs}
+    for int8_name, int8 in results.targets.items():
+        for fp16_name, fp16 in results.targets.items():
+            if int8.precision != "int8" or fp16.precision != "fp16" or int8.runtime != fp16.runtime:
+                continue
+            for device, a in int8.profiles.items():
+                b = fp16.profiles.get(device)
+                if (device == "local" or b is None or a.cpu_fallback or b.cpu_fallback
+                        or (a.batch, a.sequence) != (b.batch, b.sequence)):
+                    continue
+                faster = int8_name if a.latency_ms.p50 < b.latency_ms.p50 else fp16_name
+                pair = PrecisionPair(device=device, runtime=int8.runtime, int8=int8_name, fp16=fp16_name,
+                                     int8_p50_ms=a.latency_ms.p50, fp16_p50_ms=b.latency_ms.p50, faster=faster,
+                                     fp16_over_int8=round(b.latency_ms.p50 / a.latency_ms.p50, 3))
+                if pairs.get((device, int8_name, fp16_name)) == pair:
+                    continue
+                pairs[(device, int8_name, fp16_name)] = pair
+                if faster == int8_name:
+                    ui.info(f"on {device}: {int8_name} p50 {a.latency_ms.p50:.2f} ms is {pair.fp16_over_int8:.2f}x "
+                            f"faster than {fp16_name} ({b.latency_ms.p50:.2f} ms)")
+                else:
+                    message = (f"on {device}: {int8_name} (p50 {a.latency_ms.p50:.2f} ms) is not faster than "
+                               f"{fp16_name} ({b.latency_ms.p50:.2f} ms): ship {fp16_name} there, or read the "
+                               f"engine's layer info for INT8 layers that fell back or reformat")
+                    ui.warn(message)
+                    results.warnings.append(message)
+    results.precision_pairs = list(pairs.values())
 
 
 @contextmanager
