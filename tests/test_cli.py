@@ -245,3 +245,18 @@ def test_run_recipe_and_schema_errors(tiny_models, tmp_path, run_cli):
             assert read_tune(path).space
         else:
             assert recipe_from_yaml(path).targets
+
+
+@pytest.mark.parametrize("module, extra", [("optuna", "tune"), ("ray", "sweep")])
+def test_missing_optional_dependency_is_exit_4_naming_its_extra(module, extra, monkeypatch):
+    import sys
+
+    from edgeport.errors import TargetUnavailableError
+    from edgeport.sweep.engine import _ray
+    from edgeport.tune.space import optuna_module
+
+    monkeypatch.setitem(sys.modules, module, None)  # `import module` now raises ImportError
+    with pytest.raises(TargetUnavailableError) as raised:
+        {"optuna": optuna_module, "ray": _ray}[module]()
+    assert raised.value.exit_code == 4 and f"pip install 'edgeport[{extra}]'" in raised.value.hint
+    assert "is not installed" in raised.value.message

@@ -453,13 +453,27 @@ def profile(state: State, run_dir: Path, targets: str | None, device: str | None
     state.emit(results, _summary(results.document()))
 
 
+def _ray_options(folder: str, resume: str):
+    """--address, --out and --resume of the commands whose jobs run on Ray (sweep, tune)."""
+    options = [
+        click.option("--address", default=None, metavar="auto|HOST:PORT|ray://HOST:PORT",
+                     help="Join this Ray cluster (token from RAY_AUTH_TOKEN[_PATH]); default: an embedded local Ray."),
+        click.option("--out", "-o", type=click.Path(path_type=Path), default=None,
+                     help=f"{folder.capitalize()} folder (default: runs/<{folder} file name>)."),
+        click.option("--resume", is_flag=True, help=resume),
+    ]
+
+    def wrap(func):
+        for option in reversed(options):
+            func = option(func)
+        return func
+
+    return wrap
+
+
 @cli.command()
 @click.argument("sweep_path", metavar="SWEEP.yaml", type=click.Path(path_type=Path))
-@click.option("--address", default=None, metavar="auto|HOST:PORT|ray://HOST:PORT",
-              help="Join this Ray cluster (token from RAY_AUTH_TOKEN[_PATH]); default: an embedded local Ray.")
-@click.option("--out", "-o", type=click.Path(path_type=Path), default=None,
-              help="Sweep folder (default: runs/<sweep file name>).")
-@click.option("--resume", is_flag=True, help="Continue the sweep in --out: rerun only its failed or missing jobs.")
+@_ray_options("sweep", "Continue the sweep in --out: rerun only its failed or missing jobs.")
 @click.pass_obj
 def sweep(state: State, sweep_path: Path, address: str | None, out: Path | None, resume: bool) -> None:
     """Run every job of a sweep (recipes x targets x budgets x devices) on Ray; one Pareto report.
@@ -481,11 +495,7 @@ def sweep(state: State, sweep_path: Path, address: str | None, out: Path | None,
 @cli.command()
 @click.argument("tune_path", metavar="TUNE.yaml", type=click.Path(path_type=Path))
 @click.option("--trials", type=click.IntRange(min=1), default=None, help="Trials in all [the tune file's trials:].")
-@click.option("--address", default=None, metavar="auto|HOST:PORT|ray://HOST:PORT",
-              help="Run the trials on this Ray cluster; default: an embedded local Ray.")
-@click.option("--out", "-o", type=click.Path(path_type=Path), default=None,
-              help="Tune folder (default: runs/<tune file name>).")
-@click.option("--resume", is_flag=True, help="Continue the tune in --out: its finished trials join the new study.")
+@_ray_options("tune", "Continue the tune in --out: its finished trials join the new study.")
 @click.pass_obj
 def tune(state: State, tune_path: Path, trials: int | None, address: str | None, out: Path | None,
          resume: bool) -> None:

@@ -64,6 +64,18 @@ class TargetUnavailableError(EdgeportError):
     exit_code = 4
 
 
+def import_optional(module: str, name: str, needed_for: str, extra: str, pin: str):
+    """``module`` imported, or exit 4 naming the edgeport extra that installs it (never
+    installed at run time)."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise TargetUnavailableError(f"{name} is not installed; {needed_for}",
+                                     hint=f"pip install 'edgeport[{extra}]' ({pin})") from exc
+
+
 class TargetUnsupportedError(UsageError):
     """A target that cannot handle the model's family or task (said before building)."""
 

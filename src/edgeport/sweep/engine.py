@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator
 
-from edgeport.errors import ClusterError, DeviceError, TargetUnavailableError
+from edgeport.errors import ClusterError, DeviceError, TargetUnavailableError, import_optional
 from edgeport.sweep.job import build_job, pack, profile_job
 from edgeport.sweep.spec import Job, Plan
 from edgeport.ui import UI
@@ -34,12 +34,7 @@ OBJECT_STORE_BYTES = 256 * 1024 * 1024  # embedded Ray; Ray's default is 30% of 
 
 
 def _ray():
-    try:
-        import ray
-    except ImportError as exc:
-        raise TargetUnavailableError("Ray is not installed; `edgeport sweep` runs its jobs on Ray",
-                                     hint="pip install 'edgeport[sweep]' (ray==2.60.0)") from exc
-    return ray
+    return import_optional("ray", "Ray", "`edgeport sweep` runs its jobs on Ray", "sweep", "ray==2.60.0")
 
 
 def device_resource(name: str) -> str:

@@ -8,7 +8,7 @@ and the INT8 budget chooses on, and the give-up rule of the tune's pruning.
 
 from __future__ import annotations
 
-from edgeport.errors import TargetUnavailableError
+from edgeport.errors import import_optional
 from edgeport.recipe import DataSpec
 from edgeport.tune.spec import PARAMETERS, Range, TuneSpec
 
@@ -17,12 +17,7 @@ DISTILL = {"epochs": "epochs", "lr": "lr", "temperature": "temperature", "hidden
 
 
 def optuna_module():
-    try:
-        import optuna
-    except ImportError as exc:
-        raise TargetUnavailableError("Optuna is not installed; `edgeport tune` searches with it",
-                                     hint="pip install 'edgeport[tune]' (optuna==5.0.0)") from exc
-    return optuna
+    return import_optional("optuna", "Optuna", "`edgeport tune` searches with it", "tune", "optuna==5.0.0")
 
 
 def distributions(spec: TuneSpec) -> dict:
