@@ -75,9 +75,11 @@ bench-request: setup
 	bash bench/setup_peers.sh
 	$(BIN)/python bench/request_path.py
 
-# The GPU targets built here up to the device boundary, host-side figures (needs setup-tensorrt).
+# The GPU targets built here up to the device boundary, host-side figures (needs setup-tensorrt),
+# and what each choice of the tensorrt-int8 Q/DQ graph is worth.
 bench-gpu: setup setup-tensorrt
 	$(BIN)/python bench/gpu_targets.py
+	$(BIN)/python bench/trt_int8_placement.py
 
 # A pair classifier: MiniLM fine-tuned on MRPC (needs ../shared; ~25 min here), exported with pair data.
 bench-mrpc: setup

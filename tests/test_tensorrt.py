@@ -310,10 +310,8 @@ def test_trtexec_builds_profiles_and_proves_int8(trt_run, lab_orin, run_cli):
     wrong = read_json(trt_run / "results.json")["targets"]["tensorrt-int8"]["device_verification"][lab_orin["label"]]
     assert wrong["agrees"] is False and wrong["check"]["fidelity"]["mean_cosine"] < 0
     lab_orin["knobs"].write_text("")
-    # the timing cache is kept per device and goes back for the next build
-    code, _, stderr = run_cli("profile", trt_run, "--target", "tensorrt-int8", *lab_orin["args"])
-    assert code == 0, stderr
-    assert (kept / "timing.cache").read_bytes() == b"standin-timing-cache\n" * 3
+    # the timing cache is kept per device and went back for that second build
+    assert (kept / "timing.cache").read_bytes() == b"standin-timing-cache\n" * 2
     # both engines profiled on the device: which is faster is said, loudly when INT8 is not
     lab_orin["knobs"].write_text("export STANDIN_LATENCY_MS=1.20\n")  # the stand-in's FP16 engine "runs" faster
     code, stdout, stderr = run_cli("--json", "profile", trt_run, "--target", "tensorrt-fp16", "--no-verify",

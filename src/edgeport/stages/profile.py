@@ -107,8 +107,8 @@ def compare_precisions(results: Results, ui: UI) -> None:
                             f"faster than {fp16_name} ({b.latency_ms.p50:.2f} ms)")
                 else:
                     message = (f"on {device}: {int8_name} (p50 {a.latency_ms.p50:.2f} ms) is not faster than "
-                               f"{fp16_name} ({b.latency_ms.p50:.2f} ms): ship {fp16_name} there, or read the "
-                               f"engine's layer info for INT8 layers that fell back or reformat")
+                               f"{fp16_name} ({b.latency_ms.p50:.2f} ms): ship {fp16_name} there, or look for INT8 "
+                               f"layers that fell back or reformat (a TensorRT engine's layer info)")
                     ui.warn(message)
                     results.warnings.append(message)
     results.precision_pairs = list(pairs.values())

@@ -9,12 +9,13 @@ that share the input; TensorRT fuses it with the quantize) and multiplies row j 
 weight by s_j: exact in fp32, and the per-tensor activation scale then fits the many channels.
 It cannot be folded into LayerNorm's gamma: the same LayerNorm output is the residual branch.
 
-Measured on all-MiniLM-L6-v2 (ModelOpt ``max`` calibration on the 278 built-in calibration
+Measured during development on all-MiniLM-L6-v2 (ModelOpt ``max`` calibration on the 278 built-in calibration
 texts, residual Adds left unquantized, FFN-down kept out; report-set mean cosine vs fp32, 105
 texts): no smoothing 0.9760 with FFN-down INT8 / smoothing LayerNorm-fed inputs at alpha 0.5:
 0.9873 with FFN-down INT8 and 0.9984 without; alpha 0.3: 0.9856, 0.7: 0.9876. Smoothing the
 GELU-fed FFN-down input as well made it worse (0.9372 at alpha 0.5, 0.7830 at 0.25): its peaks
-are rare tokens, not channels, so only LayerNorm-fed inputs are smoothed.
+are rare tokens, not channels, so only LayerNorm-fed inputs are smoothed. The variants that ship
+are re-measured by bench/trt_int8_placement.py (README).
 """
 
 from __future__ import annotations

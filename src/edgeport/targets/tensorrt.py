@@ -113,7 +113,8 @@ class TensorRTOptions(Fp16PassOptions):
 
 class TensorRTInt8Options(TensorRTOptions):
     calibration_method: Literal["max", "entropy"] = Field("max", description="ModelOpt activation calibration "
-                                                          "(max suits BERT; entropy is ModelOpt's default)")
+                                                          "(entropy is ModelOpt's default; all-INT8 MiniLM report "
+                                                          "cosine 0.9878 max, 0.9889 entropy)")
     smoothing_alpha: float | None = Field(0.5, ge=0, le=1, description="per-channel smoothing of LayerNorm-fed "
                                           "MatMul inputs before Q/DQ (targets/smoothing.py); null: none")
     quantize_residual_adds: bool = Field(False, description="ModelOpt's Q/DQ on both inputs of residual Adds (the "
