@@ -197,11 +197,10 @@ class TensorRTInt8(_TensorRTTarget):
         length = ctx.calibration.longest()
         return next(ctx.calibration.feeds(batch_size=len(ctx.calibration.texts), fixed_length=length))
 
-    def _build_impl(self, ctx: BuildContext, out: Path, prepared) -> Built:
-        feeds = prepared if prepared is not None else self.prepare(ctx)
-        core = attention_core(ctx.onnx_path)  # ModelOpt's disable_mha_qdq misses BERT's masked softmax
-        heads = per_sequence_heads(ctx.onnx_path)  # pooler/classifier GEMVs: ModelOpt leaves them out too
-        exclude = list(dict.fromkeys(onnx_nodes_for(ctx.onnx_path, ctx.keep_fp) + core + heads))
+    @staticmethod
+    def _quantize(ctx: BuildContext, feeds: dict, exclude: list[str], path: Path) -> tuple[dict, list]:
+        """Smooth (unless smoothing_alpha is null), then ModelOpt's PTQ in its environment into
+        ``path``; its result document and what was smoothed."""
         options = ctx.options
         with tempfile.TemporaryDirectory(prefix="edgeport-trt-int8-") as tmp:
             calib, nodes, source = Path(tmp) / "calib.npz", Path(tmp) / "exclude.json", ctx.onnx_path
@@ -211,10 +210,18 @@ class TensorRTInt8(_TensorRTTarget):
                 smoothed = smooth(ctx.onnx_path, source, feeds, options.smoothing_alpha)
             np.savez(calib, **feeds)
             nodes.write_text(json.dumps(exclude))
-            report = run_worker("quantize", ["--onnx", str(source), "--out", str(out / MODEL_FILE),
-                                             "--calib", str(calib), "--exclude", str(nodes),
-                                             "--method", options.calibration_method,
+            report = run_worker("quantize", ["--onnx", str(source), "--out", str(path), "--calib", str(calib),
+                                             "--exclude", str(nodes), "--method", options.calibration_method,
                                              *([] if options.quantize_residual_adds else ["--exclude-op-types", "Add"])])
+        return report, smoothed
+
+    def _build_impl(self, ctx: BuildContext, out: Path, prepared) -> Built:
+        feeds = prepared if prepared is not None else self.prepare(ctx)
+        core = attention_core(ctx.onnx_path)  # ModelOpt's disable_mha_qdq misses BERT's masked softmax
+        heads = per_sequence_heads(ctx.onnx_path)  # pooler/classifier GEMVs: ModelOpt leaves them out too
+        exclude = list(dict.fromkeys(onnx_nodes_for(ctx.onnx_path, ctx.keep_fp) + core + heads))
+        options = ctx.options
+        report, smoothed = self._quantize(ctx, feeds, exclude, out / MODEL_FILE)
         path = out / MODEL_FILE
         placement = placement_check(path, exclude)
         int8_nodes = placement.pop("int8_matmul_nodes")
