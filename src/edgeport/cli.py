@@ -60,6 +60,13 @@ def cli(ctx: click.Context, debug: bool, as_json: bool) -> None:
     ctx.obj = State(debug, as_json)
 
 
+def _with_options(func, options: list):
+    """``func`` decorated with ``options`` in the order they are listed (as stacked decorators would)."""
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
 def _trust_pickle_option():
     return click.option("--trust-pickle", is_flag=True, default=None,
                         help="Read a model folder's pickled pytorch_model.bin (only for files you trust; "
@@ -103,9 +110,7 @@ def _export_options(func):
                      help="A target option, e.g. onnx-int8.mode=static (VALUE null: unset)."),
         _trust_pickle_option(),
     ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+    return _with_options(func, options)
 
 
 def _recipe_from_flags(model: str, flags: dict):
@@ -403,9 +408,7 @@ def _connection_options(func):
                      help="Accept an UNKNOWN host key (a changed key is always refused)."),
         click.option("--remote-python", help="Python on the device that has the runtime [catalog's, else python3]."),
     ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+    return _with_options(func, options)
 
 
 def _connection(flags: dict):
@@ -462,13 +465,7 @@ def _ray_options(folder: str, resume: str):
                      help=f"{folder.capitalize()} folder (default: runs/<{folder} file name>)."),
         click.option("--resume", is_flag=True, help=resume),
     ]
-
-    def wrap(func):
-        for option in reversed(options):
-            func = option(func)
-        return func
-
-    return wrap
+    return lambda func: _with_options(func, options)
 
 
 @cli.command()

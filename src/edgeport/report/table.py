@@ -132,8 +132,9 @@ def markdown(document: dict) -> str:
     lines += ["| " + " | ".join(row) + " |" for row in rows(document)]
     lines += ["", "Evidence (disjoint sets):", ""] + [f"- {line}" for line in evidence(document)]
     lines += verification_markdown(document)
-    if precision_lines(document):
-        lines += ["", "INT8 vs FP16 where both ran:", ""] + [f"- {line}" for line in precision_lines(document)]
+    precisions = precision_lines(document)
+    if precisions:
+        lines += ["", "INT8 vs FP16 where both ran:", ""] + [f"- {line}" for line in precisions]
     if document.get("compression"):
         lines += ["", "Compression (PyTorch, before export; measured against the original model):", "",
                   compression_markdown(document["compression"])]

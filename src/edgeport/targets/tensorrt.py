@@ -13,8 +13,9 @@ never a flag recipe:
   accuracy budget keeps in higher precision are excluded from quantization; everything not
   INT8 is cast to FP16 by ModelOpt. ModelOpt also puts Q/DQ on both inputs of residual Adds,
   the GEMM's own output included (FFN-down's reaches 196 on MiniLM, one per-tensor scale for
-  it): measured on MiniLM, all-INT8 mean cosine 0.861 with those Q/DQ and 0.976 without, and
-  0.9970 vs 0.9984 with FFN-down kept out; so the Adds stay FP16 unless
+  it): on MiniLM all INT8, report-set mean cosine 0.8675 with those Q/DQ and 0.9762 without
+  (bench/trt_int8_placement.py), and 0.9970 vs 0.9984 with FFN-down kept out (a development
+  measurement); so the Adds stay FP16 unless
   ``quantize_residual_adds`` (TensorRT still fuses the Add into the GEMM's epilogue, reading
   the skip input in FP16 rather than INT8). ModelOpt pins an older onnx than edgeport's, so it runs in
   its own environment (``make setup-tensorrt`` -> .venv-modelopt/, or
@@ -118,8 +119,8 @@ class TensorRTInt8Options(TensorRTOptions):
     smoothing_alpha: float | None = Field(0.5, ge=0, le=1, description="per-channel smoothing of LayerNorm-fed "
                                           "MatMul inputs before Q/DQ (targets/smoothing.py); null: none")
     quantize_residual_adds: bool = Field(False, description="ModelOpt's Q/DQ on both inputs of residual Adds (the "
-                                         "GEMM output too); off: the Adds stay FP16 (MiniLM mean cosine 0.861 "
-                                         "vs 0.976 all-INT8, 0.9970 vs 0.9984 with FFN-down kept out)")
+                                         "GEMM output too); off: the Adds stay FP16 (MiniLM all-INT8 report "
+                                         "cosine 0.8675 with, 0.9762 without)")
 
 
 def optimization_profile(options: TensorRTOptions, inputs: tuple[str, ...]) -> dict:
@@ -220,9 +221,8 @@ class TensorRTInt8(_TensorRTTarget):
         core = attention_core(ctx.onnx_path)  # ModelOpt's disable_mha_qdq misses BERT's masked softmax
         heads = per_sequence_heads(ctx.onnx_path)  # pooler/classifier GEMVs: ModelOpt leaves them out too
         exclude = list(dict.fromkeys(onnx_nodes_for(ctx.onnx_path, ctx.keep_fp) + core + heads))
-        options = ctx.options
-        report, smoothed = self._quantize(ctx, feeds, exclude, out / MODEL_FILE)
-        path = out / MODEL_FILE
+        options, path = ctx.options, out / MODEL_FILE
+        report, smoothed = self._quantize(ctx, feeds, exclude, path)
         placement = placement_check(path, exclude)
         int8_nodes = placement.pop("int8_matmul_nodes")
         checks = {"structure": check_strongly_typed(path),
