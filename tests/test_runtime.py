@@ -126,6 +126,58 @@ def test_manifest_records_the_request_path(built):
     assert saved["truncation"]["max_length"] == 128 and saved["padding"] is None
 
 
+def test_openvino_int8_embedding_table_stays_int8(built, tiny_models, tmp_path, monkeypatch):
+    """openvino-int8 gathers the int8 rows of its embedding tables and dequantizes those
+    (targets/openvino_gather.py): compiled by the CPU plugin, the word-embedding table stays i8,
+    where NNCF's own layout (dequantize the table, then gather) is expanded to fp32; the outputs
+    do not change."""
+    import openvino as ov
+
+    from edgeport.targets import openvino_ir
+
+    loaded, folder = built("openvino-int8")
+    rewritten = ArtifactManifest.read(folder).details["int8_tables_gathered_as_int8"]
+    assert any("word_embeddings" in name for name in rewritten), rewritten
+    table = [loaded.tokenizer.vocab_size, loaded.model.config.hidden_size]
+
+    def compiled_table_precisions(xml: Path) -> set:
+        compiled = ov.Core().compile_model(str(xml), "CPU")
+        return {op.get_rt_info()["outputPrecisions"].astype(str) for op in compiled.get_runtime_model().get_ordered_ops()
+                if op.get_rt_info()["layerType"].astype(str) == "Const"
+                and list(op.get_output_partial_shape(0).to_shape()) == table}
+
+    monkeypatch.setattr(openvino_ir, "gather_rows_first", lambda model: [])  # NNCF's layout, as it comes
+    _, ctx = _context(tiny_models("bert", "feature-extraction"), tmp_path, target="openvino-int8")
+    original = tmp_path / "original"
+    original.mkdir()
+    openvino_ir.OpenVinoInt8().build(ctx, original, openvino_ir.OpenVinoInt8().prepare(ctx))
+    assert compiled_table_precisions(original / "model.xml") == {"f32"}
+    assert compiled_table_precisions(folder / "model.xml") == {"i8"}
+    feeds = feeds_from_texts(loaded.tokenizer, TEXTS, loaded.family.inputs)
+    ours = registry.get("openvino-int8").runner(folder).infer(feeds)
+    theirs = registry.get("openvino-int8").runner(original).infer(feeds)
+    assert np.max(np.abs(ours - theirs)) < 1e-5
+
+
+def test_openvino_compiled_model_cache(built, tmp_path):
+    """settings cache_dir: the first load writes OpenVINO's compiled model there, a later one
+    imports it; the outputs do not change."""
+    import edgeport.runtime as runtime
+
+    _, folder = built("openvino-int8")
+    plain = runtime.load(folder).embed(TEXTS)
+    first = runtime.load(folder, settings={"cache_dir": str(tmp_path / "cache")})
+    blobs = sorted((tmp_path / "cache").glob("*.blob"))
+    assert len(blobs) == 1 and blobs[0].stat().st_size > 100_000
+    assert first.info()["runtime"]["cache_dir"] == str(tmp_path / "cache")
+    assert first.info()["runtime"]["loaded_from_cache"] is False
+    second = runtime.load(folder, settings={"cache_dir": str(tmp_path / "cache")})
+    assert second.info()["runtime"]["loaded_from_cache"] is True
+    assert sorted((tmp_path / "cache").glob("*.blob")) == blobs
+    for predictor in (first, second):
+        assert np.max(np.abs(predictor.embed(TEXTS) - plain)) < 1e-6
+
+
 def test_classify_labels_from_the_manifest(built):
     import edgeport.runtime as runtime
 

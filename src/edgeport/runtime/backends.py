@@ -35,6 +35,10 @@ SETTINGS = {
         # the CPU plugin's cache of kernels prepared per input shape (None: the plugin's
         # default); 0 turns it off — a dynamic-shape model then re-prepares for every shape
         "runtime_cache_capacity": None,
+        # a folder for OpenVINO's compiled-model cache (None: compile on every load). A later
+        # load imports the compiled model instead of compiling it: MiniLM INT8 loaded in 0.2 s
+        # instead of 1.1 s and peaked 8 MB lower (request_path.md); the first load writes it.
+        "cache_dir": None,
     },
     # LiteRT: the interpreter's signature runners; the buckets are compiled in (LiteRtOptions).
     # "longest_only": serve every request with the longest signature (the 1 x 128 of old)
@@ -110,7 +114,11 @@ class OpenVinoBackend(_Backend):
             config["CPU_RUNTIME_CACHE_CAPACITY"] = int(settings["runtime_cache_capacity"])
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
-        self.compiled = ov.Core().compile_model(xml_path, "CPU", config)
+        core = ov.Core()
+        self.cache_dir = settings.get("cache_dir")
+        if self.cache_dir:
+            core.set_property({"CACHE_DIR": os.path.expanduser(str(self.cache_dir))})
+        self.compiled = core.compile_model(xml_path, "CPU", config)
         self.request = self.compiled.create_infer_request()
         self.input_names = tuple(port.get_any_name() for port in self.compiled.inputs)
         self.share_inputs = bool(settings["share_inputs"])
@@ -130,6 +138,7 @@ class OpenVinoBackend(_Backend):
 
     def info(self) -> dict:
         return {"name": "openvino", "version": self.version, "share_inputs": self.share_inputs,
+                "cache_dir": self.cache_dir, "loaded_from_cache": bool(self.compiled.get_property("LOADED_FROM_CACHE")),
                 "performance_hint": str(self.compiled.get_property("PERFORMANCE_HINT")),
                 "inference_precision": str(self.compiled.get_property("INFERENCE_PRECISION_HINT"))}
 

@@ -21,6 +21,7 @@ from pydantic import Field
 
 from edgeport.artifact import ArtifactManifest, Built
 from edgeport.targets.base import Availability, BuildContext, Target, TargetOptions, missing_module
+from edgeport.targets.openvino_gather import gather_rows_first
 from edgeport.verify import Runner
 
 MODEL_XML = "model.xml"
@@ -166,12 +167,14 @@ class OpenVinoInt8(_NncfTarget):
             model, nncf.Dataset(samples), model_type=nncf.ModelType.TRANSFORMER,
             subset_size=len(samples), **kwargs,
         )
+        rows_first = gather_rows_first(quantized)
         ov.save_model(quantized, str(out / MODEL_XML), compress_to_fp16=False)
         return Built(FILES, f"openvino-ir-from-{source}, nncf int8 (transformer preset)",
                      {"default": "int8", "fp32_layers": list(ctx.keep_fp)},
                      runtime_config=runtime_config(ctx.options), calibration=ctx.calibration.summary(),
                      details={"nncf": {"model_type": "transformer", "subset_size": len(samples),
-                                       "ignored_scope": kept}})
+                                       "ignored_scope": kept},
+                              "int8_tables_gathered_as_int8": rows_first})
 
 
 class OpenVinoInt4(_NncfTarget):
