@@ -143,6 +143,42 @@ def test_smoothing_is_exact_and_balances_channels(trt_run, tmp_path):
         np.testing.assert_allclose(act, rows, rtol=1e-3)
 
 
+def test_int8_trials_share_one_smoothing(tiny_models, tmp_path, monkeypatch):
+    """The calibration feeds, the smoothed graph and the always-excluded nodes are made once per
+    build (prepare); each budget trial only re-runs ModelOpt with its own exclusions."""
+    from edgeport.calibration.data import builtin_texts
+    from edgeport.calibration.feeds import CalibrationSet
+    from edgeport.exporter.graph import layers_from_onnx
+    from edgeport.exporter.onnx_export import export_onnx
+    from edgeport.model.load import model_from_path
+    from edgeport.model.wrappers import OUTPUT_NAME
+    from edgeport.targets import registry, tensorrt
+    from edgeport.targets.base import BuildContext
+
+    folder = tiny_models("bert")
+    loaded = model_from_path(folder)
+    export_onnx(loaded, tmp_path / "model.onnx")
+    calls = []
+    original = tensorrt.smooth
+    monkeypatch.setattr(tensorrt, "smooth", lambda *a, **k: calls.append(1) or original(*a, **k))
+    target = registry.get("tensorrt-int8")
+    ctx = BuildContext(tmp_path / "model.onnx", folder, loaded.family.inputs, OUTPUT_NAME[loaded.task],
+                       CalibrationSet("builtin", builtin_texts("calibration").texts[:16], loaded.tokenizer,
+                                      loaded.family.inputs), target.Options())
+    prepared = target.prepare(ctx)
+    ffn_down = next(m for m in layers_from_onnx(tmp_path / "model.onnx") if m.endswith("output.dense"))
+    qdq = []
+    for keep in ((), (ffn_down,)):
+        out = tmp_path / f"out{len(keep)}"
+        out.mkdir()
+        target.build(ctx.keeping(keep), out, prepared)
+        graph = _graph(out / "model.onnx")
+        qdq.append(sum(n.op_type == "QuantizeLinear" for n in graph.node))
+        assert sum(n.name.endswith("/smoothed/Mul") for n in graph.node) == 4
+    assert len(calls) == 1
+    assert qdq[1] < qdq[0]  # the trial's own exclusion applied to the shared smoothed graph
+
+
 def test_int8_modelopt_residual_adds_on_request(tiny_models, tmp_path, run_cli):
     out = tmp_path / "run"
     code, _, stderr = run_cli("export", tiny_models("bert"), "--target", "tensorrt-int8", "--out", out,

@@ -34,6 +34,7 @@ import json
 import os
 import subprocess
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -43,12 +44,23 @@ from pydantic import Field, model_validator
 from edgeport.artifact import Built
 from edgeport.errors import TargetUnavailableError, VerificationError
 from edgeport.exporter.graph import onnx_nodes_for
-from edgeport.targets.amd_migraphx import MODEL_FILE, EmulatedOrtRunner, Fp16GraphTarget, Fp16PassOptions, \
-    host_side_sentence
+from edgeport.targets.amd_migraphx import (
+    MODEL_FILE,
+    EmulatedOrtRunner,
+    Fp16GraphTarget,
+    Fp16PassOptions,
+    host_side_sentence,
+)
 from edgeport.targets.base import Availability, BuildContext, Target, missing_module
 from edgeport.targets.fp16_graph import check_strongly_typed
 from edgeport.targets.smoothing import smooth
-from edgeport.targets.tensorrt_rules import RULES, attention_core, per_sequence_heads, placement_check, rule_table_check
+from edgeport.targets.tensorrt_rules import (
+    RULES,
+    attention_core,
+    per_sequence_heads,
+    placement_check,
+    rule_table_check,
+)
 from edgeport.verify import Runner
 
 WORKER = Path(__file__).with_name("modelopt_worker.py")
@@ -182,6 +194,19 @@ class TensorRTFp16(_TensorRTTarget, Fp16GraphTarget):
                      runtime_config=self.device_facts(ctx), calibration=built.calibration, details=details)
 
 
+@dataclass(frozen=True)
+class _Int8Inputs:
+    """tensorrt-int8's per-build inputs (see TensorRTInt8.prepare); ``workdir`` holds the
+    smoothed graph for as long as this object lives."""
+
+    feeds: dict
+    source: Path
+    smoothed: tuple
+    attention_core: tuple
+    heads: tuple
+    workdir: tempfile.TemporaryDirectory
+
+
 class TensorRTInt8(_TensorRTTarget):
     name = "tensorrt-int8"
     precision = "int8"
@@ -193,36 +218,39 @@ class TensorRTInt8(_TensorRTTarget):
             return Availability(False, "NVIDIA ModelOpt's environment (.venv-modelopt) is not set up", SETUP_HINT)
         return missing_module("onnxruntime", None) or Availability(True)
 
-    def prepare(self, ctx: BuildContext):
-        """The calibration feeds, stacked (one fixed length) as ModelOpt takes them."""
+    def prepare(self, ctx: BuildContext) -> _Int8Inputs:
+        """What every budget trial shares, made once per build: the calibration feeds stacked at
+        one length (as ModelOpt takes them), the fp32 graph ModelOpt quantizes (smoothed unless
+        smoothing_alpha is null) and the nodes always left unquantized."""
         length = ctx.calibration.longest()
-        return next(ctx.calibration.feeds(batch_size=len(ctx.calibration.texts), fixed_length=length))
+        feeds = next(ctx.calibration.feeds(batch_size=len(ctx.calibration.texts), fixed_length=length))
+        workdir = tempfile.TemporaryDirectory(prefix="edgeport-trt-int8-")
+        source, smoothed = ctx.onnx_path, []
+        if ctx.options.smoothing_alpha is not None:
+            source = Path(workdir.name) / "smoothed.onnx"
+            smoothed = smooth(ctx.onnx_path, source, feeds, ctx.options.smoothing_alpha)
+        # ModelOpt's disable_mha_qdq misses BERT's masked softmax; the pooler/classifier GEMVs it leaves out too
+        return _Int8Inputs(feeds, source, tuple(smoothed), tuple(attention_core(ctx.onnx_path)),
+                           tuple(per_sequence_heads(ctx.onnx_path)), workdir)
 
     @staticmethod
-    def _quantize(ctx: BuildContext, feeds: dict, exclude: list[str], path: Path) -> tuple[dict, list]:
-        """Smooth (unless smoothing_alpha is null), then ModelOpt's PTQ in its environment into
-        ``path``; its result document and what was smoothed."""
+    def _quantize(ctx: BuildContext, inputs: _Int8Inputs, exclude: list[str], path: Path) -> dict:
+        """ModelOpt's PTQ of the prepared graph, in its environment, into ``path``; its result document."""
         options = ctx.options
         with tempfile.TemporaryDirectory(prefix="edgeport-trt-int8-") as tmp:
-            calib, nodes, source = Path(tmp) / "calib.npz", Path(tmp) / "exclude.json", ctx.onnx_path
-            smoothed = []
-            if options.smoothing_alpha is not None:
-                source = Path(tmp) / "smoothed.onnx"
-                smoothed = smooth(ctx.onnx_path, source, feeds, options.smoothing_alpha)
-            np.savez(calib, **feeds)
+            calib, nodes = Path(tmp) / "calib.npz", Path(tmp) / "exclude.json"
+            np.savez(calib, **inputs.feeds)
             nodes.write_text(json.dumps(exclude))
-            report = run_worker("quantize", ["--onnx", str(source), "--out", str(path), "--calib", str(calib),
-                                             "--exclude", str(nodes), "--method", options.calibration_method,
-                                             *([] if options.quantize_residual_adds else ["--exclude-op-types", "Add"])])
-        return report, smoothed
+            return run_worker("quantize", ["--onnx", str(inputs.source), "--out", str(path), "--calib", str(calib),
+                                           "--exclude", str(nodes), "--method", options.calibration_method,
+                                           *([] if options.quantize_residual_adds else ["--exclude-op-types", "Add"])])
 
     def _build_impl(self, ctx: BuildContext, out: Path, prepared) -> Built:
-        feeds = prepared if prepared is not None else self.prepare(ctx)
-        core = attention_core(ctx.onnx_path)  # ModelOpt's disable_mha_qdq misses BERT's masked softmax
-        heads = per_sequence_heads(ctx.onnx_path)  # pooler/classifier GEMVs: ModelOpt leaves them out too
+        inputs = prepared if prepared is not None else self.prepare(ctx)
+        core, heads, smoothed = list(inputs.attention_core), list(inputs.heads), inputs.smoothed
         exclude = list(dict.fromkeys(onnx_nodes_for(ctx.onnx_path, ctx.keep_fp) + core + heads))
         options, path = ctx.options, out / MODEL_FILE
-        report, smoothed = self._quantize(ctx, feeds, exclude, path)
+        report = self._quantize(ctx, inputs, exclude, path)
         placement = placement_check(path, exclude)
         int8_nodes = placement.pop("int8_matmul_nodes")
         checks = {"structure": check_strongly_typed(path),
@@ -244,5 +272,5 @@ class TensorRTInt8(_TensorRTTarget):
         return Built([MODEL_FILE], "ModelOpt ONNX PTQ: explicit Q/DQ, strongly typed; TensorRT --stronglyTyped",
                      precision, runtime_config=self.device_facts(ctx),
                      calibration={**ctx.calibration.summary(), "method": ctx.options.calibration_method,
-                                  "sequence_length": int(next(iter(feeds.values())).shape[1])},
+                                  "sequence_length": int(next(iter(inputs.feeds.values())).shape[1])},
                      details=details)
