@@ -71,6 +71,13 @@ def test_target_builds_and_runs(tiny_ctx, tmp_path, name, options, threshold):
         # model, where 20 steps move it by a few percent either way: measured 0.95-1.05x); fine-tuning
         # must not drift away from it (its IR's INT8 ops are read below)
         assert qat["steps"] == 20 and 0 < qat["last_loss"] <= 1.5 * qat["first_loss"], qat
+    if name in ("openvino-int8", "openvino-int8-qat"):  # the embedding table is gathered as int8 rows
+        import openvino as ov
+        tables = [op.input_value(0).get_node() for op in ov.Core().read_model(str(tmp_path / "model.xml")).get_ops()
+                  if op.get_type_name() == "Gather" and op.input_value(0).get_node().get_type_name() == "Constant"]
+        assert [t for t in tables if t.get_output_element_type(0) == ov.Type.i8
+                and list(t.get_output_shape(0))[0] == loaded.tokenizer.vocab_size]
+        assert any("word_embeddings" in n for n in manifest.details["int8_tables_gathered_as_int8"])
     if target.precision in ("int8", "int4"):  # read from the artifact: it really is low precision
         assert _low_precision_ops(tmp_path, name, options), name  # (sizes: the MiniLM end-to-end test)
 

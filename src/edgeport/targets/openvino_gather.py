@@ -99,3 +99,24 @@ def gather_rows_first(model) -> list[str]:
     if rewritten:
         model.validate_nodes_and_infer_types()
     return rewritten
+
+
+def gather_rows_first_in_ir(xml_path) -> list[str]:
+    """The same rewrite for an IR already saved (its weights compressed when saved, as
+    ov.save_model does for a model converted from NNCF's torch fake-quantization); the IR is
+    rewritten in place only when a Gather changed."""
+    import os
+    from pathlib import Path
+
+    import openvino as ov
+
+    xml_path = Path(xml_path)
+    model = ov.Core().read_model(str(xml_path))
+    rewritten = gather_rows_first(model)
+    if rewritten:
+        staged = xml_path.with_name(xml_path.stem + ".rows-first.xml")
+        ov.save_model(model, str(staged), compress_to_fp16=False)
+        del model  # release the mapped weights before they are replaced
+        os.replace(staged.with_suffix(".bin"), xml_path.with_suffix(".bin"))
+        os.replace(staged, xml_path)
+    return rewritten

@@ -17,6 +17,7 @@ from pydantic import Field
 from edgeport.artifact import Built
 from edgeport.errors import UsageError
 from edgeport.targets.base import BuildContext
+from edgeport.targets.openvino_gather import gather_rows_first_in_ir
 from edgeport.targets.openvino_ir import FILES, MODEL_XML, OpenVinoInt8, OpenVinoOptions, runtime_config
 
 
@@ -94,6 +95,7 @@ class OpenVinoInt8Qat(OpenVinoInt8):
         for output, name in zip(model.outputs, ctx.output_names):
             output.get_tensor().set_names({name})
         ov.save_model(model, str(out / MODEL_XML), compress_to_fp16=False)
+        rows_first = gather_rows_first_in_ir(out / MODEL_XML)  # the weights are int8 once saved
         return Built(FILES, "nncf torch fake-quant fine-tuning (QAT) -> openvino int8 IR", {"default": "int8"},
                      runtime_config=runtime_config(ctx.options), calibration=ctx.calibration.summary(),
-                     details={"qat": training})
+                     details={"qat": training, "int8_tables_gathered_as_int8": rows_first})
