@@ -44,23 +44,12 @@ from pydantic import Field, model_validator
 from edgeport.artifact import Built
 from edgeport.errors import TargetUnavailableError, VerificationError
 from edgeport.exporter.graph import onnx_nodes_for
-from edgeport.targets.amd_migraphx import (
-    MODEL_FILE,
-    EmulatedOrtRunner,
-    Fp16GraphTarget,
-    Fp16PassOptions,
-    host_side_sentence,
-)
+from edgeport.targets.amd_migraphx import MODEL_FILE, EmulatedOrtRunner, Fp16GraphTarget, Fp16PassOptions, \
+    host_side_sentence
 from edgeport.targets.base import Availability, BuildContext, Target, missing_module
 from edgeport.targets.fp16_graph import check_strongly_typed
 from edgeport.targets.smoothing import smooth
-from edgeport.targets.tensorrt_rules import (
-    RULES,
-    attention_core,
-    per_sequence_heads,
-    placement_check,
-    rule_table_check,
-)
+from edgeport.targets.tensorrt_rules import RULES, attention_core, per_sequence_heads, placement_check, rule_table_check
 from edgeport.verify import Runner
 
 WORKER = Path(__file__).with_name("modelopt_worker.py")
