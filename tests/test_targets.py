@@ -18,6 +18,7 @@ from edgeport.artifact import ArtifactManifest, ModelFacts
 from edgeport.targets.base import BuildContext
 from edgeport.calibration.feeds import feeds_from_texts
 from edgeport.verify import cosine_rows
+from tests.conftest import read_json
 
 
 @pytest.fixture(scope="module")
@@ -160,3 +161,24 @@ def test_missing_module_hints(monkeypatch):
     assert missing_module("nncf", "openvino").how_to_get == "pip install 'edgeport[openvino]'"
     assert "pip install onnxruntime" in missing_module("onnxruntime", None).how_to_get
     assert registry.get("onnx-int8").check().available is False
+
+
+def test_int4_group_size_that_does_not_divide_a_layer(tiny_models, tmp_path, run_cli):
+    """group_size 24 divides neither the hidden size (32) nor the FFN size (64): refused with the
+    layers named and exit 2 by default; `adjust` builds INT4 anyway and records the setting."""
+    import openvino as ov
+
+    model = tiny_models("bert")
+    code, _, err = run_cli("export", model, "--target", "openvino-int4", "--out", tmp_path / "refused", "--no-profile",
+                           "--min-fidelity", "0", "--option", "openvino-int4.group_size=24")
+    assert code == 2 and "group_size 24 does not divide the input size of" in err and "channel size: 32" in err, err
+    assert "Traceback" not in err and not (tmp_path / "refused" / "targets" / "openvino-int4" / "model.xml").exists()
+    code, _, err = run_cli("export", model, "--target", "openvino-int4", "--out", tmp_path / "adjusted", "--no-profile",
+                           "--min-fidelity", "0", "--option", "openvino-int4.group_size=24",
+                           "--option", "openvino-int4.group_size_fallback=adjust")
+    assert code == 0, err
+    folder = tmp_path / "adjusted" / "targets" / "openvino-int4"
+    assert read_json(folder / "manifest.json")["details"]["nncf"]["group_size_fallback"] == "adjust"
+    types = {op.get_output_element_type(0) for op in ov.Core().read_model(str(folder / "model.xml")).get_ops()
+             if op.get_type_name() == "Constant"}
+    assert types & {ov.Type.i4, ov.Type.u4}, types

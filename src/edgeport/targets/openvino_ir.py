@@ -20,6 +20,7 @@ from typing import Literal
 from pydantic import Field
 
 from edgeport.artifact import ArtifactManifest, Built
+from edgeport.errors import UsageError
 from edgeport.targets.base import Availability, BuildContext, Target, TargetOptions, missing_module
 from edgeport.targets.openvino_gather import gather_rows_first
 from edgeport.verify import Runner
@@ -42,6 +43,10 @@ class OpenVinoInt4Options(OpenVinoOptions):
     mode: Literal["int4_sym", "int4_asym"] = Field("int4_sym", description="INT4 scheme")
     ratio: float = Field(1.0, gt=0, le=1, description="share of layers in INT4 (the rest INT8)")
     all_layers: bool = Field(False, description="also the embeddings and the last layer in INT4")
+    group_size_fallback: Literal["error", "adjust", "ignore"] = Field(
+        "error", description="a layer whose input size group_size does not divide (a low-rank factor of rank "
+        "48 with groups of 64): refuse (error), give it a group size that divides (adjust), or leave it INT8 "
+        "(ignore); recorded in the manifest")
 
 
 def runtime_config(options: OpenVinoOptions) -> dict:
@@ -190,14 +195,26 @@ class OpenVinoInt4(_NncfTarget):
         import nncf
         import openvino as ov
 
+        from nncf.quantization.advanced_parameters import AdvancedCompressionParameters
+
         model, source, kept, kwargs = self._nncf_model(ctx, prepared)
         opts = ctx.options
-        compressed = nncf.compress_weights(
-            model, mode=getattr(nncf.CompressWeightsMode, opts.mode.upper()),
-            group_size=opts.group_size, ratio=opts.ratio, all_layers=opts.all_layers, **kwargs)
+        fallback = getattr(nncf.GroupSizeFallbackMode, opts.group_size_fallback.upper())
+        try:
+            compressed = nncf.compress_weights(
+                model, mode=getattr(nncf.CompressWeightsMode, opts.mode.upper()),
+                group_size=opts.group_size, ratio=opts.ratio, all_layers=opts.all_layers,
+                advanced_parameters=AdvancedCompressionParameters(group_size_fallback_mode=fallback), **kwargs)
+        except nncf.InvalidGroupSizeError as exc:
+            layers = [line.strip() for line in str(exc).splitlines() if line.startswith("\t")]
+            raise UsageError(f"openvino-int4: group_size {opts.group_size} does not divide the input size of "
+                             f"{len(layers)} layer(s): {'; '.join(layers)}",
+                             hint="set --option openvino-int4.group_size_fallback=adjust (a group size that "
+                             "divides, per layer) or =ignore (those layers INT8), or a group_size that divides "
+                             "them") from None
         ov.save_model(compressed, str(out / MODEL_XML), compress_to_fp16=False)
         settings = {"mode": opts.mode, "group_size": opts.group_size, "ratio": opts.ratio,
-                    "all_layers": opts.all_layers}
+                    "all_layers": opts.all_layers, "group_size_fallback": opts.group_size_fallback}
         return Built(FILES, f"openvino-ir-from-{source}, nncf int4 weight compression",
                      {"weights": opts.mode, "activations": "float (device plugin)", "fp32_layers": list(ctx.keep_fp)},
                      runtime_config=runtime_config(opts), details={"nncf": {**settings, "ignored_scope": kept}})
