@@ -128,9 +128,9 @@ def test_manifest_records_the_request_path(built):
 
 def test_openvino_int8_embedding_table_stays_int8(built, tiny_models, tmp_path, monkeypatch):
     """openvino-int8 gathers the int8 rows of its embedding tables and dequantizes those
-    (targets/openvino_gather.py): compiled by the CPU plugin, the word-embedding table stays i8,
-    where NNCF's own layout (dequantize the table, then gather) is expanded to fp32; the outputs
-    do not change."""
+    (targets/openvino_gather.py): compiled by the CPU plugin, the word-embedding table stays i8
+    (NNCF's own layout, dequantize the table then gather, is expanded to fp32 by OpenVINO
+    2026.4); the outputs equal those of NNCF's layout."""
     import openvino as ov
 
     from edgeport.targets import openvino_ir
@@ -151,7 +151,8 @@ def test_openvino_int8_embedding_table_stays_int8(built, tiny_models, tmp_path, 
     original = tmp_path / "original"
     original.mkdir()
     openvino_ir.OpenVinoInt8().build(ctx, original, openvino_ir.OpenVinoInt8().prepare(ctx))
-    assert compiled_table_precisions(original / "model.xml") == {"f32"}
+    # (NNCF's layout compiles to an f32 table with OpenVINO 2026.4; not asserted, so that a release
+    # that keeps it compressed does not fail here: what must hold is that ours stays int8)
     assert compiled_table_precisions(folder / "model.xml") == {"i8"}
     feeds = feeds_from_texts(loaded.tokenizer, TEXTS, loaded.family.inputs)
     ours = registry.get("openvino-int8").runner(folder).infer(feeds)
