@@ -270,11 +270,11 @@ def measure(rows, texts: dict[str, Path], rounds: int, warmup: int, passes: int,
 def summary(runs: list[dict]) -> dict:
     p50 = [x["latency_ms"]["p50"] for x in runs]
     p90 = [x["latency_ms"]["p90"] for x in runs]
+    loads = [x["load_ms"] for x in runs if x.get("load_ms") is not None]
     return {"p50_ms": statistics.median(p50), "p50_min": min(p50), "p50_max": max(p50),
             "p90_ms": statistics.median(p90), "throughput_per_s": statistics.median(x["throughput_per_s"] for x in runs),
             "peak_rss_mb": max(x["peak_rss_mb"] for x in runs), "rounds": len(runs),
-            "load_ms": statistics.median(x["load_ms"] for x in runs if x.get("load_ms") is not None)
-            if any(x.get("load_ms") is not None for x in runs) else None,
+            "load_ms": statistics.median(loads) if loads else None,
             "tokens": runs[0].get("tokens"), "runtime": runs[0].get("runtime")}
 
 

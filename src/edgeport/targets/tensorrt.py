@@ -186,9 +186,10 @@ class TensorRTFp16(_TensorRTTarget, Fp16GraphTarget):
 @dataclass(frozen=True)
 class _Int8Inputs:
     """tensorrt-int8's per-build inputs (see TensorRTInt8.prepare); ``workdir`` holds the
-    smoothed graph for as long as this object lives."""
+    calibration file and the smoothed graph for as long as this object lives."""
 
-    feeds: dict
+    sequence_length: int
+    calib: Path
     source: Path
     smoothed: tuple
     attention_core: tuple
@@ -214,12 +215,15 @@ class TensorRTInt8(_TensorRTTarget):
         length = ctx.calibration.longest()
         feeds = next(ctx.calibration.feeds(batch_size=len(ctx.calibration.texts), fixed_length=length))
         workdir = tempfile.TemporaryDirectory(prefix="edgeport-trt-int8-")
+        calib = Path(workdir.name) / "calib.npz"
+        np.savez(calib, **feeds)
         source, smoothed = ctx.onnx_path, []
         if ctx.options.smoothing_alpha is not None:
             source = Path(workdir.name) / "smoothed.onnx"
             smoothed = smooth(ctx.onnx_path, source, feeds, ctx.options.smoothing_alpha)
         # ModelOpt's disable_mha_qdq misses BERT's masked softmax; the pooler/classifier GEMVs it leaves out too
-        return _Int8Inputs(feeds, source, tuple(smoothed), tuple(attention_core(ctx.onnx_path)),
+        sequence_length = int(next(iter(feeds.values())).shape[1])
+        return _Int8Inputs(sequence_length, calib, source, tuple(smoothed), tuple(attention_core(ctx.onnx_path)),
                            tuple(per_sequence_heads(ctx.onnx_path)), workdir)
 
     @staticmethod
@@ -227,11 +231,10 @@ class TensorRTInt8(_TensorRTTarget):
         """ModelOpt's PTQ of the prepared graph, in its environment, into ``path``; its result document."""
         options = ctx.options
         with tempfile.TemporaryDirectory(prefix="edgeport-trt-int8-") as tmp:
-            calib, nodes = Path(tmp) / "calib.npz", Path(tmp) / "exclude.json"
-            np.savez(calib, **inputs.feeds)
+            nodes = Path(tmp) / "exclude.json"
             nodes.write_text(json.dumps(exclude))
-            return run_worker("quantize", ["--onnx", str(inputs.source), "--out", str(path), "--calib", str(calib),
-                                           "--exclude", str(nodes), "--method", options.calibration_method,
+            return run_worker("quantize", ["--onnx", str(inputs.source), "--out", str(path),
+                                           "--calib", str(inputs.calib), "--exclude", str(nodes), "--method", options.calibration_method,
                                            *([] if options.quantize_residual_adds else ["--exclude-op-types", "Add"])])
 
     def _build_impl(self, ctx: BuildContext, out: Path, prepared) -> Built:
@@ -261,5 +264,5 @@ class TensorRTInt8(_TensorRTTarget):
         return Built([MODEL_FILE], "ModelOpt ONNX PTQ: explicit Q/DQ, strongly typed; TensorRT --stronglyTyped",
                      precision, runtime_config=self.device_facts(ctx),
                      calibration={**ctx.calibration.summary(), "method": ctx.options.calibration_method,
-                                  "sequence_length": int(next(iter(inputs.feeds.values())).shape[1])},
+                                  "sequence_length": inputs.sequence_length},
                      details=details)
