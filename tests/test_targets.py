@@ -165,14 +165,17 @@ def test_missing_module_hints(monkeypatch):
 
 def test_int4_group_size_that_does_not_divide_a_layer(tiny_models, tmp_path, run_cli):
     """group_size 24 divides neither the hidden size (32) nor the FFN size (64): refused with the
-    layers named and exit 2 by default; `adjust` builds INT4 anyway and records the setting."""
+    layers named and exit 2 by default, before the export (read from the weights' shapes);
+    `adjust` builds INT4 anyway and records the setting."""
     import openvino as ov
 
     model = tiny_models("bert")
     code, _, err = run_cli("export", model, "--target", "openvino-int4", "--out", tmp_path / "refused", "--no-profile",
                            "--min-fidelity", "0", "--option", "openvino-int4.group_size=24")
     assert code == 2 and "group_size 24 does not divide the input size of" in err and "channel size: 32" in err, err
-    assert "Traceback" not in err and not (tmp_path / "refused" / "targets" / "openvino-int4" / "model.xml").exists()
+    assert "encoder.layer.0.output.dense.weight (channel size: 64)" in err, err
+    assert "Traceback" not in err and not (tmp_path / "refused" / "onnx" / "model.onnx").exists()
+    assert not (tmp_path / "refused" / "targets" / "openvino-int4" / "model.xml").exists()
     code, _, err = run_cli("export", model, "--target", "openvino-int4", "--out", tmp_path / "adjusted", "--no-profile",
                            "--min-fidelity", "0", "--option", "openvino-int4.group_size=24",
                            "--option", "openvino-int4.group_size_fallback=adjust")
@@ -182,3 +185,9 @@ def test_int4_group_size_that_does_not_divide_a_layer(tiny_models, tmp_path, run
     types = {op.get_output_element_type(0) for op in ov.Core().read_model(str(folder / "model.xml")).get_ops()
              if op.get_type_name() == "Constant"}
     assert types & {ov.Type.i4, ov.Type.u4}, types
+    # an ONNX file brought from elsewhere has no weights to read first: NNCF's own check refuses it
+    code, _, err = run_cli("build", tmp_path / "adjusted" / "onnx" / "model.onnx", "--tokenizer", model,
+                           "--target", "openvino-int4", "--out", tmp_path / "from-onnx", "--no-profile",
+                           "--min-fidelity", "0", "--option", "openvino-int4.group_size=24")
+    assert code == 2 and "group_size 24 does not divide the input size of" in err and "channel size: 64" in err, err
+    assert "Traceback" not in err and not (tmp_path / "from-onnx" / "targets" / "openvino-int4" / "model.xml").exists()

@@ -114,6 +114,15 @@ def check_safetensors(file: Path) -> dict[str, list[int]]:
     return shapes
 
 
+def weight_shapes(path: Path) -> dict[str, list[int]]:
+    """Every tensor (name -> shape) the folder's safetensors files declare, read from their
+    headers (nothing is loaded); empty for a folder of pickled weights."""
+    shapes: dict[str, list[int]] = {}
+    for file in sorted(Path(path).glob("*.safetensors")):
+        shapes.update(check_safetensors(file))
+    return shapes
+
+
 def _check_shards(path: Path) -> None:
     index = path / "model.safetensors.index.json"
     if not index.is_file():

@@ -12,7 +12,8 @@ from edgeport.calibration.data import Records
 from edgeport.calibration.token_data import TaggedSentences
 from edgeport.devices.host import cpu_info, int8_warning
 from edgeport.errors import UsageError
-from edgeport.model.load import PAIR_TASKS, TOKEN_TASKS, kind_of_folder, labels_of, path_from_ref, read_config
+from edgeport.model.load import PAIR_TASKS, TOKEN_TASKS, kind_of_folder, labels_of, path_from_ref, read_config, \
+    weight_shapes
 from edgeport.recipe import Recipe
 from edgeport.results import Environment, ModelInfo, Results, TargetResult
 from edgeport.runs import RunDir, read_json, tool_versions
@@ -51,6 +52,7 @@ def run_export(recipe: Recipe, out: Path, ui: UI) -> Results:
         folder, compression, cached = compress_stage(run, recipe, ui)
         ui.info(f"compressed model: {folder}" + (" (cached)" if cached else ""))
         recipe = recipe.model_copy(update={"model": str(folder)})
+    registry.check_weights(inputs.targets, inputs.options, weight_shapes(folder))
     source = source_from_model(run, recipe.model, recipe.opset, ui, recipe.trust_pickle, recipe.task)
     return _run(run, source, recipe, inputs, ui, compression)
 

@@ -94,6 +94,11 @@ class Target(ABC):
                 return Availability(False, f"{self.name} cannot handle {key} models: {self.unsupported[key]}")
         return Availability(True)
 
+    def supports_weights(self, shapes: dict[str, list[int]], options: TargetOptions) -> Availability:
+        """Whether this target, with these options, can build a model whose weights have these
+        shapes (name -> shape, read from the model folder before the export)."""
+        return Availability(True)
+
     def prepare(self, ctx: BuildContext) -> Any:
         """Work shared by every build of this context whatever layers are kept (e.g. one
         conversion of the model); its result is passed to each ``_build_impl``."""

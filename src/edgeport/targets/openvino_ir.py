@@ -200,24 +200,42 @@ class OpenVinoInt4(_NncfTarget):
         model, source, kept, kwargs = self._nncf_model(ctx, prepared)
         opts = ctx.options
         fallback = getattr(nncf.GroupSizeFallbackMode, opts.group_size_fallback.upper())
-        try:
+        try:  # supports_weights refused the shapes it could read before the export; NNCF checks every layer
             compressed = nncf.compress_weights(
                 model, mode=getattr(nncf.CompressWeightsMode, opts.mode.upper()),
                 group_size=opts.group_size, ratio=opts.ratio, all_layers=opts.all_layers,
                 advanced_parameters=AdvancedCompressionParameters(group_size_fallback_mode=fallback), **kwargs)
         except nncf.InvalidGroupSizeError as exc:
             layers = [line.strip() for line in str(exc).splitlines() if line.startswith("\t")]
-            raise UsageError(f"openvino-int4: group_size {opts.group_size} does not divide the input size of "
-                             f"{len(layers)} layer(s): {'; '.join(layers)}",
-                             hint="set --option openvino-int4.group_size_fallback=adjust (a group size that "
-                             "divides, per layer) or =ignore (those layers INT8), or a group_size that divides "
-                             "them") from None
+            raise UsageError(_group_size_refusal(opts.group_size, layers), hint=GROUP_SIZE_HINT) from None
         ov.save_model(compressed, str(out / MODEL_XML), compress_to_fp16=False)
         settings = {"mode": opts.mode, "group_size": opts.group_size, "ratio": opts.ratio,
                     "all_layers": opts.all_layers, "group_size_fallback": opts.group_size_fallback}
         return Built(FILES, f"openvino-ir-from-{source}, nncf int4 weight compression",
                      {"weights": opts.mode, "activations": "float (device plugin)", "fp32_layers": list(ctx.keep_fp)},
                      runtime_config=runtime_config(opts), details={"nncf": {**settings, "ignored_scope": kept}})
+
+
+    def supports_weights(self, shapes: dict[str, list[int]], options: OpenVinoInt4Options) -> Availability:
+        """With ``group_size_fallback: error``, a 2-D weight whose input size (its last dimension: a
+        Linear's in_features, an embedding's width, which some MatMul of the model also reads) the
+        group size does not divide is refused here, before the export."""
+        if options.group_size_fallback != "error" or options.group_size <= 0:
+            return Availability(True)
+        odd = [f"{name} (channel size: {shape[-1]})" for name, shape in shapes.items()
+               if len(shape) == 2 and shape[-1] % options.group_size]
+        if odd:
+            return Availability(False, _group_size_refusal(options.group_size, odd), GROUP_SIZE_HINT)
+        return Availability(True)
+
+
+GROUP_SIZE_HINT = ("set --option openvino-int4.group_size_fallback=adjust (a group size that divides, per layer) "
+                   "or =ignore (those layers INT8), or a group_size that divides them")
+
+
+def _group_size_refusal(group_size: int, layers: list[str]) -> str:
+    return f"openvino-int4: group_size {group_size} does not divide the input size of {len(layers)} layer(s): " \
+           + "; ".join(layers)
 
 
 def _matmuls_of(model, modules: tuple[str, ...]) -> list[str]:

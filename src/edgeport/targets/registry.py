@@ -52,6 +52,14 @@ def check_supports(targets: list[Target], family: str | None, task: str) -> None
                                                               "MODEL` lists what handles this model")
 
 
+def check_weights(targets: list[Target], options: dict, shapes: dict[str, list[int]]) -> None:
+    """Refuse, before the export, a target whose options cannot build weights of these shapes."""
+    for target in targets:
+        verdict = target.supports_weights(shapes, options[target.name])
+        if not verdict.available:
+            raise UsageError(verdict.reason, hint=verdict.how_to_get)
+
+
 def names() -> list[str]:
     return list(BUILTIN) + list(PLANNED)
 
