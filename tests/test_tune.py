@@ -74,6 +74,11 @@ def test_a_trials_recipe_keeps_selection_and_report_apart(tmp_path):
     kept = recipe_from_dict(recipe_for({"model": "minilm", "budget": {"min_fidelity": 0.99}}, {"blocks": 4}, 6,
                                        train, choose, report, None))
     assert kept.budget.min_fidelity == 0.99 and kept.budget.max_drop is None and kept.budget.data == choose
+    # the base recipe's target options reach every trial (the tuned SST-2 recipe's INT4 settings)
+    base = {"model": "minilm", "targets": ["openvino-int4"],
+            "target_options": {"openvino-int4": {"all_layers": True, "group_size_fallback": "adjust"}}}
+    int4 = recipe_from_dict(recipe_for(base, {"blocks": 4}, 6, train, choose, None, None))
+    assert int4.targets == ["openvino-int4"] and int4.target_options["openvino-int4"]["all_layers"] is True
 
 
 def _trial(number, drop, size, p50, feasible=True):
