@@ -51,6 +51,29 @@ def test_selection_and_report_sets_are_disjoint_by_construction(tmp_path):
         tune_sets(data, Selection(size=60, min_words=100), report)
 
 
+def test_phrases_inside_selection_sentences_can_leave_the_training_part(tmp_path):
+    """SST-2's train.tsv holds each sentence's sub-phrases: counted always, dropped on request."""
+    sentences = [f"the {i} film is a quiet and moving portrait of grief" for i in range(40)]
+    phrases = [f"THE {i} film is" for i in range(40)] + [f"moving portrait of grief {i}" for i in range(40)]
+    rows = [(t, str(i % 2)) for i, t in enumerate(sentences + phrases)]
+    (tmp_path / "train.tsv").write_text("sentence\tlabel\n" + "".join(f"{t}\t{l}\n" for t, l in rows))
+    data = DataSpec(path=tmp_path / "train.tsv", label_column="label")
+    report = Records("report", ["unrelated"], ["0"])
+    kept = tune_sets(data, Selection(size=20, seed=0, min_words=8), report)
+    chosen = records_from_spec(kept.choose).texts
+    numbers = {t.split()[1] for t in chosen}
+    inside = [t for t in phrases if t.startswith("THE") and t.split()[1] in numbers]  # case-insensitive runs
+    assert kept.dropped["train_rows_inside_a_selection_text"] == len(inside) == 20
+    assert set(inside) <= set(records_from_spec(kept.train).texts)  # left in: said, not hidden
+    dropped = tune_sets(data, Selection(size=20, seed=0, min_words=8, drop_inner_phrases=True), report)
+    training = records_from_spec(dropped.train).texts
+    assert records_from_spec(dropped.choose).texts == chosen and dropped.train_rows == len(training)
+    assert not set(inside) & set(training) and len(training) == kept.train_rows - 20
+    assert all(t in training for t in phrases if t.startswith("moving"))  # not a run of whole words inside
+    assert dropped.train.split.drop_inner_phrases and kept.train.split.drop_inner_phrases is None
+    assert "drop_inner_phrases" not in kept.train.model_dump(exclude_none=True)["split"]  # off: keys unchanged
+
+
 def test_a_trials_recipe_keeps_selection_and_report_apart(tmp_path):
     from edgeport.recipe import SplitSpec, recipe_from_dict
 

@@ -23,11 +23,20 @@ class SplitSpec(_Strict):
     """One part of a labelled file carved in two (``calibration.data.carve``): ``selection``, a
     seeded, label-stratified draw of ``size`` rows of at least ``min_words`` words, or ``rest``,
     every other row whose text is not also a selection text. The same numbers give the same
-    rows, so a recipe can train on one part and choose on the other without writing files."""
+    rows, so a recipe can train on one part and choose on the other without writing files.
+    ``drop_inner_phrases``: the rest also loses every row whose text is a run of whole words
+    inside a selection text (a corpus of phrases, as SST-2's train.tsv, holds each sentence's
+    sub-phrases: left in, they teach the selection rows)."""
     part: Literal["selection", "rest"]
     size: int = Field(gt=0)
     seed: int = 0
     min_words: int = Field(0, ge=0)
+    drop_inner_phrases: bool | None = None  # None (written as nothing) or false: off
+
+    @field_validator("drop_inner_phrases")
+    @classmethod
+    def _off_is_none(cls, value):  # off is not written, so recipes that leave it off keep their keys
+        return value or None
 
 
 class DataSpec(_Strict):

@@ -264,6 +264,7 @@ class Carved:
     selection: Records
     rest: Records
     dropped: int  # rows of the rest whose text is also a selection text (dropped from the rest)
+    inner: int  # rows of the rest whose text is a phrase inside a selection text (dropped if asked)
 
 
 def row_keys(records: Records) -> list[tuple]:
@@ -271,10 +272,23 @@ def row_keys(records: Records) -> list[tuple]:
     return list(zip(records.texts, records.pairs or [None] * len(records.texts)))
 
 
-def carve(records: Records, size: int, seed: int = 0, min_words: int = 0) -> Carved:
+def _words(text: str) -> str:
+    return " " + " ".join(text.lower().split()) + " "
+
+
+def inside_any(texts: list[str], within: list[str]) -> list[bool]:
+    """For each text, whether its words (case-insensitive) run, whole, inside one of ``within``."""
+    haystack = "\n".join(_words(text) for text in within)
+    return [_words(text) in haystack for text in texts]
+
+
+def carve(records: Records, size: int, seed: int = 0, min_words: int = 0,
+          drop_inner_phrases: bool = False) -> Carved:
     """``size`` selection rows (seeded, label-stratified, of at least ``min_words`` words) and
     the rest, disjoint by text: a rest row repeating a selection text is dropped (training files
-    such as SST-2's repeat phrases)."""
+    such as SST-2's repeat phrases); with ``drop_inner_phrases``, so is a rest row whose words
+    run inside a selection text (SST-2's train.tsv holds every sentence's sub-phrases). The
+    rest rows inside a selection text are counted either way."""
     if records.labels is None:
         raise DataFileError(f"{records.source} has no labels to stratify a selection split by",
                             hint="name its label column (label_column)")
@@ -287,8 +301,16 @@ def carve(records: Records, size: int, seed: int = 0, min_words: int = 0) -> Car
     chosen_keys = {keys[i] for i in picked}
     rest = [i for i in range(len(records.texts)) if i not in picked and keys[i] not in chosen_keys]
     dropped = len(records.texts) - len(picked) - len(rest)
+    if drop_inner_phrases and records.pairs is not None:
+        raise DataFileError(f"{records.source}: drop_inner_phrases applies to single texts, not pairs",
+                            hint="drop the split's drop_inner_phrases")
+    inner = inside_any([records.texts[i] for i in rest], [records.texts[i] for i in sorted(picked)]) \
+        if records.pairs is None else [False] * len(rest)
+    if drop_inner_phrases:
+        rest = [i for i, within in zip(rest, inner) if not within]
     return Carved(_rows(records, sorted(picked), f"selection split, {len(picked)} rows"),
-                  _rows(records, rest, f"rest after a {len(picked)}-row selection split, {len(rest)} rows"), dropped)
+                  _rows(records, rest, f"rest after a {len(picked)}-row selection split, {len(rest)} rows"), dropped,
+                  sum(inner))
 
 
 def _rows(records: Records, rows: list[int], name: str) -> Records:
@@ -304,6 +326,6 @@ def records_from_spec(spec, need_labels: bool = False) -> Records:
                                 text_pair_column=spec.text_pair_column)
     if spec.split is None:
         return records
-    carved = carve(records, spec.split.size, spec.split.seed, spec.split.min_words)
+    carved = carve(records, spec.split.size, spec.split.seed, spec.split.min_words, bool(spec.split.drop_inner_phrases))
     return carved.selection if spec.split.part == "selection" else carved.rest
 

@@ -58,6 +58,7 @@ class Sets(_Strict):
     selection_rows: int
     selection_seed: int
     selection_min_words: int = 0
+    selection_drop_inner_phrases: bool = False  # training rows inside a selection text were dropped too
     report: str
     report_rows: int
     dropped: dict

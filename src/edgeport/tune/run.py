@@ -98,9 +98,14 @@ class _Tune:
         if shared:
             self.ui.warn(f"{shared} rows of the training data are also in the report set ({recipe.eval.path.name}): "
                          "its figures are not on unseen data")
+        inner = carved.dropped["train_rows_inside_a_selection_text"]
+        if inner and not spec.selection.drop_inner_phrases:
+            self.ui.warn(f"{inner} training rows are phrases inside selection texts and stay in training: the "
+                         "selection rows are partly seen (selection: {drop_inner_phrases: true} drops them)")
         self.sets = Sets(training=str(self.training.path), train_rows=carved.train_rows,
                          selection_rows=carved.selection_rows, selection_seed=spec.selection.seed,
-                         selection_min_words=spec.selection.min_words, report=str(recipe.eval.path),
+                         selection_min_words=spec.selection.min_words,
+                         selection_drop_inner_phrases=spec.selection.drop_inner_phrases, report=str(recipe.eval.path),
                          report_rows=len(self.report_records.texts), dropped=carved.dropped)
 
     def document(self, status: str, front=(), best=None, closest=None, recipes=None) -> TuneDocument:

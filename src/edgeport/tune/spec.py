@@ -7,7 +7,7 @@ A tune file (YAML; paths relative to it)::
     recipe: {model: ./my-classifier, targets: [openvino-int8],   # the Recipe schema, or a path to one;
              eval: {path: dev.tsv, label_column: label}}         #   its eval: is the REPORT set
     data: {path: train.tsv, text_column: sentence, label_column: label}   # the training data
-    selection: {size: 2000, seed: 0, min_words: 0}   # carved from data (label-stratified): every choice
+    selection: {size: 2000, seed: 0, min_words: 0, drop_inner_phrases: false}   # carved from data (label-stratified): every choice
     space:                               # a list: the choices; {low, high[, step][, log]}: a range
       blocks: [3, 4]                     # encoder blocks kept (drop_blocks)
       heads: [0.5, 1.0]                  # attention heads kept per block (prune_heads; 1.0: none pruned)
@@ -99,6 +99,8 @@ class Selection(_Strict):
     seed: int = 0
     min_words: int = Field(0, ge=0, description="only rows of at least this many words are set aside (training "
                                                 "files that mix phrases with sentences, as SST-2's does)")
+    drop_inner_phrases: bool = Field(False, description="training rows whose words run inside a selection text "
+                                     "(SST-2's sub-phrases of its sentences) leave the training part too")
 
 
 class Limits(_Strict):
