@@ -272,14 +272,18 @@ def row_keys(records: Records) -> list[tuple]:
     return list(zip(records.texts, records.pairs or [None] * len(records.texts)))
 
 
-def _words(text: str) -> str:
-    return " " + " ".join(text.lower().split()) + " "
-
-
 def inside_any(texts: list[str], within: list[str]) -> list[bool]:
-    """For each text, whether its words (case-insensitive) run, whole, inside one of ``within``."""
-    haystack = "\n".join(_words(text) for text in within)
-    return [_words(text) in haystack for text in texts]
+    """For each text, whether its words (case-insensitive) run, whole, inside one of ``within``:
+    every run of words of ``within`` up to the longest text's length, in a set (SST-2's 65k
+    training rows against 2,000 sentences: about a second; a substring scan took 15)."""
+    needles = [" ".join(text.lower().split()) for text in texts]
+    longest = max((needle.count(" ") + 1 for needle in needles), default=0)
+    runs: set[str] = set()
+    for text in within:
+        words = text.lower().split()
+        for i in range(len(words)):
+            runs.update(" ".join(words[i:j]) for j in range(i + 1, min(len(words), i + longest) + 1))
+    return [needle in runs for needle in needles]
 
 
 def carve(records: Records, size: int, seed: int = 0, min_words: int = 0,

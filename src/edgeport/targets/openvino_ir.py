@@ -215,7 +215,6 @@ class OpenVinoInt4(_NncfTarget):
                      {"weights": opts.mode, "activations": "float (device plugin)", "fp32_layers": list(ctx.keep_fp)},
                      runtime_config=runtime_config(opts), details={"nncf": {**settings, "ignored_scope": kept}})
 
-
     def supports_weights(self, shapes: dict[str, list[int]], options: OpenVinoInt4Options) -> Availability:
         """With ``group_size_fallback: error``, a 2-D weight whose input size (its last dimension: a
         Linear's in_features, an embedding's width, which some MatMul of the model also reads) the
