@@ -6,7 +6,7 @@ of the same model and PyTorch fp32 eager:
 - the tune: recipes/sst2-tune.yaml (its trial count stated), trials ranked on 2,000 selection
   rows carved from train.tsv, the front graded once on dev.tsv (the report set);
 - the tuned recipe (the tune's best.yaml, copied to recipes/sst2-tuned.yaml) run with
-  ``edgeport run``: compressed again from the original, exported, INT8-budgeted on the
+  ``edgeport run``: compressed again from the original, exported, budgeted (fallback layers) on the
   selection rows, graded on dev.tsv;
 - size: the artifact's files vs the fp32 weights (model.safetensors);
 - speed: p50 at batch 1 x 128, every artifact and the baseline timed in their own fresh
@@ -101,12 +101,12 @@ def main() -> int:
                        args.work / "tuned", ui)
     run_seconds = time.perf_counter() - started
     ov = _uncompressed(args.work, ui)
-    (_, tuned_entry), = tuned.targets.items()
+    (tuned_target, tuned_entry), = tuned.targets.items()
     (_, ov_entry), = ov.targets.items()
     original_dir = Path(ov_entry.artifact).parents[1] / "model"
     rows = {"PyTorch fp32 eager": {"folder": original_dir, "p50": []},
             "openvino-int8, uncompressed": {"folder": Path(ov_entry.artifact), "p50": []},
-            "tuned: recipes/sst2-tuned.yaml (openvino-int8)": {"folder": Path(tuned_entry.artifact), "p50": []}}
+            f"tuned: recipes/sst2-tuned.yaml ({tuned_target})": {"folder": Path(tuned_entry.artifact), "p50": []}}
     spec = ProfileSpec(runs=args.runs, warmup=20)
     for r in range(args.rounds):
         for name, row in rows.items():
@@ -157,7 +157,7 @@ def render(document: dict) -> list[str]:
              f"the tuned recipe's own run (`edgeport run`, compressed again from the original) "
              f"{run['seconds'] / 60:.0f} min. Sets: {sets['train_rows']} training rows; {sets['selection_rows']} "
              f"selection rows (sentences of at least {sets['selection_min_words']} words, seed "
-             f"{sets['selection_seed']}) ranked the trials, chose the {t.get('chosen_as', 'best')} one and the INT8 fallback layers; dev.tsv "
+             f"{sets['selection_seed']}) ranked the trials, chose the {t.get('chosen_as', 'best')} one and the budget's fallback layers; dev.tsv "
              f"({sets['report_rows']} rows) is the report set and chose nothing.", "",
              "| trial | state | selection drop | size MB | p50 ms (in-tune) | meets limits | dev drop (front only) | parameters |",
              "|---:|---|---:|---:|---:|---|---:|---|"]
