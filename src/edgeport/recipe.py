@@ -26,7 +26,7 @@ class SplitSpec(_Strict):
     rows, so a recipe can train on one part and choose on the other without writing files.
     ``drop_inner_phrases``: the rest also loses every row whose text is a run of whole words
     inside a selection text (a corpus of phrases, as SST-2's train.tsv, holds each sentence's
-    sub-phrases: left in, they teach the selection rows)."""
+    sub-phrases: left in, parts of the selection rows are trained on)."""
     part: Literal["selection", "rest"]
     size: int = Field(gt=0)
     seed: int = 0
