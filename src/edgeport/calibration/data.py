@@ -264,7 +264,7 @@ class Carved:
     selection: Records
     rest: Records
     dropped: int  # rows of the rest whose text is also a selection text (dropped from the rest)
-    inner: int  # rows of the rest whose text is a phrase inside a selection text (dropped if asked)
+    inner: int  # rows of the rest dropped as phrases inside a selection text (drop_inner_phrases; else 0)
 
 
 def row_keys(records: Records) -> list[tuple]:
@@ -291,8 +291,7 @@ def carve(records: Records, size: int, seed: int = 0, min_words: int = 0,
     """``size`` selection rows (seeded, label-stratified, of at least ``min_words`` words) and
     the rest, disjoint by text: a rest row repeating a selection text is dropped (training files
     such as SST-2's repeat phrases); with ``drop_inner_phrases``, so is a rest row whose words
-    run inside a selection text (SST-2's train.tsv holds every sentence's sub-phrases). The
-    rest rows inside a selection text are counted either way."""
+    run inside a selection text (SST-2's train.tsv holds every sentence's sub-phrases)."""
     if records.labels is None:
         raise DataFileError(f"{records.source} has no labels to stratify a selection split by",
                             hint="name its label column (label_column)")
@@ -305,16 +304,16 @@ def carve(records: Records, size: int, seed: int = 0, min_words: int = 0,
     chosen_keys = {keys[i] for i in picked}
     rest = [i for i in range(len(records.texts)) if i not in picked and keys[i] not in chosen_keys]
     dropped = len(records.texts) - len(picked) - len(rest)
-    if drop_inner_phrases and records.pairs is not None:
-        raise DataFileError(f"{records.source}: drop_inner_phrases applies to single texts, not pairs",
-                            hint="drop the split's drop_inner_phrases")
-    inner = inside_any([records.texts[i] for i in rest], [records.texts[i] for i in sorted(picked)]) \
-        if records.pairs is None else [False] * len(rest)
+    kept = len(rest)
     if drop_inner_phrases:
-        rest = [i for i, within in zip(rest, inner) if not within]
+        if records.pairs is not None:
+            raise DataFileError(f"{records.source}: drop_inner_phrases applies to single texts, not pairs",
+                                hint="drop the split's drop_inner_phrases")
+        inside = inside_any([records.texts[i] for i in rest], [records.texts[i] for i in sorted(picked)])
+        rest = [i for i, within in zip(rest, inside) if not within]
     return Carved(_rows(records, sorted(picked), f"selection split, {len(picked)} rows"),
                   _rows(records, rest, f"rest after a {len(picked)}-row selection split, {len(rest)} rows"), dropped,
-                  sum(inner))
+                  kept - len(rest))
 
 
 def _rows(records: Records, rows: list[int], name: str) -> Records:

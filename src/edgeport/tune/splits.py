@@ -17,7 +17,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edgeport.calibration.data import Records, carve, records_from_file, row_keys
+from edgeport.calibration.data import (
+    Carved,
+    Records,
+    carve,
+    inside_any,
+    records_from_file,
+    row_keys,
+)
 from edgeport.recipe import DataSpec, SplitSpec
 from edgeport.tune.spec import Selection
 
@@ -43,7 +50,15 @@ def tune_sets(data: DataSpec, selection: Selection, report: Records) -> TuneSets
     reported = set(row_keys(report))
     dropped = {"train_rows_repeating_a_selection_text": carved.dropped,
                # dropped with drop_inner_phrases, else still in the training part: the selection rows are partly seen
-               "train_rows_inside_a_selection_text": carved.inner,
+               "train_rows_inside_a_selection_text": carved.inner if selection.drop_inner_phrases else
+               _inside_count(carved),
                "selection_rows_in_report_set": len(set(row_keys(carved.selection)) & reported),
                "train_rows_in_report_set": len(set(row_keys(carved.rest)) & reported)}
     return TuneSets(train, choose, len(carved.rest.texts), len(carved.selection.texts), dropped, carved.selection)
+
+
+def _inside_count(carved: Carved) -> int:
+    """Training rows whose words run inside a selection text (single texts; pairs: not counted)."""
+    if carved.rest.pairs is not None:
+        return 0
+    return sum(inside_any(carved.rest.texts, carved.selection.texts))
