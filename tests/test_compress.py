@@ -14,13 +14,13 @@ import torch
 from edgeport.calibration.data import builtin_texts
 from edgeport.compress import lowrank, prune, vocab
 from edgeport.compress.distill import distill, layer_map
-from edgeport.compress.evaluate import outputs_of, probe_from
+from edgeport.compress.evaluate import encode, outputs_of, probe_from
 from edgeport.compress.importance import taylor_grads
 from edgeport.compress.pipeline import footprint
-from edgeport.model.structure import LowRankEmbedding, LowRankLinear, RemappedEmbedding
 from edgeport.errors import UsageError
-from edgeport.model.load import SPEC_FILE, model_from_path, save_model
 from edgeport.exporter.onnx_export import export_onnx, random_feeds
+from edgeport.model.load import SPEC_FILE, model_from_path, save_model
+from edgeport.model.structure import LowRankEmbedding, LowRankLinear, RemappedEmbedding
 from edgeport.recipe import DistillStep
 from edgeport.ui import UI
 
@@ -281,3 +281,58 @@ def test_distillation_gives_up_on_a_hopeless_student(tiny_models):
     report = distill(_fresh(tiny_models, "text-classification"), teacher, TEXTS, None,
                      settings.model_copy(update={"give_up_drop": 100.0}), UI(quiet=True))
     assert len(report["history"]) >= 2  # within the limit: trained on
+
+
+def test_augmentation_neighbours_come_from_the_teacher_table(tiny_models):
+    from edgeport.compress import augment
+
+    teacher = _fresh(tiny_models)
+    words = sorted(augment._word_ids(teacher, TEXTS))
+    assert len(words) > 20 and all(w.isalpha() for w in words)
+    a, b = words[3], words[11]
+    table = teacher.model.bert.embeddings.word_embeddings.weight
+    vocab = teacher.tokenizer.get_vocab()
+    with torch.no_grad():  # two words with one direction: each is the other's nearest
+        table[vocab[b]] = table[vocab[a]] * 3.0
+    near = augment.neighbours(teacher, TEXTS, 4)
+    assert near[a][0] == b and near[b][0] == a
+    assert all(len(v) == 4 and w not in v and set(v) <= set(words) for w, v in near.items())
+
+
+def test_word_replaced_copies():
+    from types import SimpleNamespace
+
+    from edgeport.compress import augment
+
+    vocab = {"good": 1, "\u2581film": 2, "\u0120cast": 3, "##ing": 4}  # WordPiece, SentencePiece, byte-BPE words
+    loaded = SimpleNamespace(tokenizer=SimpleNamespace(get_vocab=lambda: vocab))
+    assert augment._word_ids(loaded, ["Good film , a cast", "ing x"]) == {"good": 1, "film": 2, "cast": 3}
+
+    table = {"good": ["great"], "film": ["movie"]}
+    texts = ["a good film with a good cast", "good film", "nothing here to change at all"]
+    every = augment.word_replaced(texts, table, copies=2, rate=1.0, min_words=3, seed=0)
+    assert every == ["a great movie with a great cast"] * 2  # short text skipped; unchanged copies left out
+    some = augment.word_replaced(texts * 50, table, copies=1, rate=0.5, min_words=3, seed=1)
+    assert some == augment.word_replaced(texts * 50, table, copies=1, rate=0.5, min_words=3, seed=1)
+    assert 0 < len(some) < 50 and all(text != texts[0] for text in some)
+
+
+def test_distillation_trains_augmented_copies_on_the_teacher_alone(tiny_models):
+    from edgeport.compress.distill import IGNORED, _Objective
+
+    teacher, student = _fresh(tiny_models), _fresh(tiny_models)
+    prune.prune_ffn(student, 0.5, None)
+    labels = [str(i % 2) for i in range(len(TEXTS))]
+    settings = DistillStep(op="distill", epochs=1, lr=5e-3, batch_size=16, augment=2, augment_rate=0.5,
+                           augment_min_words=8, validation_fraction=0.1)
+    report = distill(student, teacher, TEXTS, labels, settings, UI(quiet=True))
+    own = len(TEXTS) - max(1, int(len(TEXTS) * 0.1))
+    long = sum(len(t.split()) >= 8 for t in TEXTS)
+    assert long < report["augmented"] <= 2 * long  # two copies of each long training text less those left unchanged
+    assert report["train_samples"] == own + report["augmented"]
+    objective = _Objective(student, teacher, settings, None)
+    feeds = encode(student, TEXTS[:4])
+    unlabelled = objective(feeds, torch.full((4,), IGNORED))  # a batch of copies only: the teacher's term
+    assert torch.isfinite(unlabelled)
+    kd_only = _Objective(student, teacher, settings.model_copy(update={"alpha": 0.0}), None)(feeds, None)
+    assert float(unlabelled) == pytest.approx(float(kd_only), rel=1e-5)

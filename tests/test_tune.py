@@ -82,7 +82,7 @@ def test_a_trials_recipe_keeps_selection_and_report_apart(tmp_path):
     choose = file.model_copy(update={"split": SplitSpec(part="selection", size=10)})
     report = DataSpec(path=tmp_path / "dev.tsv", label_column="label")
     params = {"blocks": 4, "heads": 1.0, "ffn": 0.3, "embedding_rank": 96, "prune_vocab": True, "epochs": 2,
-              "int8_max_drop": 0.5, "target": "openvino-int8"}
+              "augment": 1, "augment_rate": 0.4, "int8_max_drop": 0.5, "target": "openvino-int8"}
     assert [s["op"] for s in steps_for(params, 6, 4.0)] == ["prune_vocab", "drop_blocks", "prune_ffn", "low_rank",
                                                           "distill"]
     assert steps_for({"blocks": 6}, 6, None) == [{"op": "distill"}]  # keeping every block drops none
@@ -92,6 +92,7 @@ def test_a_trials_recipe_keeps_selection_and_report_apart(tmp_path):
     assert final.eval == report and final.budget.data == choose  # graded on the report set
     assert trial.compress.data == final.compress.data == trial.calibration.data == train
     assert trial.compress.steps[-1].give_up_drop == 4.0 and final.compress.steps[-1].give_up_drop is None
+    assert (final.compress.steps[-1].augment, final.compress.steps[-1].augment_rate) == (1, 0.4)
     assert final.budget.max_drop == 0.5 and final.budget.min_fidelity is None and final.targets == ["openvino-int8"]
     # without an INT8 budget in the space, the base recipe's own budget stands (choosing on selection rows)
     kept = recipe_from_dict(recipe_for({"model": "minilm", "budget": {"min_fidelity": 0.99}}, {"blocks": 4}, 6,

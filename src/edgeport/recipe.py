@@ -143,6 +143,11 @@ class DistillStep(_Strict):
     # accuracy (label agreement, or cosine, x100 without labels) is more than this many points below
     # the teacher's on the same rows: how a tune prunes a hopeless trial early
     give_up_drop: float | None = Field(None, ge=0)
+    # word-replaced copies (compress/augment.py) of each training text of at least
+    # augment_min_words words, labelled by the teacher alone: 0 = none
+    augment: int = Field(0, ge=0)
+    augment_rate: float = Field(0.3, gt=0, le=1)
+    augment_min_words: int = Field(10, ge=1)
     seed: int = 0
 
 

@@ -5,7 +5,9 @@ logits, plus ``hidden_weight``·MSE between mapped hidden states (through a lear
 projection when widths differ). Without labels it is pure distillation; for embedding
 models the output term is 1 - cosine of the pooled embeddings. AdamW with linear warm-up
 and decay, batches grouped by length, evaluation on a held-out share of the training data
-each epoch, the best epoch's weights kept, early stopping.
+each epoch, the best epoch's weights kept, early stopping. ``augment`` adds word-replaced
+copies of the training sentences (``augment.py``); they carry no label, so only the teacher's
+terms train on them.
 """
 
 from __future__ import annotations
@@ -17,12 +19,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from edgeport.compress import augment
 from edgeport.compress.evaluate import encode, label_ids, probe_from
 from edgeport.errors import DistillationAbandonedError
 from edgeport.model.load import LoadedModel
 from edgeport.model.wrappers import pooled
 from edgeport.recipe import DistillStep as DistillSettings
 from edgeport.ui import UI
+
+IGNORED = -100  # the label of a row without one (an augmented copy): no cross-entropy term
+NEIGHBOURS = 15  # replacement candidates per word (TinyBERT's K)
 
 
 def layer_map(student_layers: int, teacher_layers: int, origin: list[int] | None = None) -> list[tuple[int, int]]:
@@ -67,8 +73,10 @@ class _Objective(torch.nn.Module):
             temp = self.s.temperature
             kl = F.kl_div(F.log_softmax(s_out.logits / temp, -1), F.softmax(t_out.logits / temp, -1),
                           reduction="batchmean") * temp ** 2
-            alpha = self.s.alpha if labels is not None else 0.0
-            loss = (1 - alpha) * kl + (alpha * F.cross_entropy(s_out.logits, labels) if alpha else 0.0)
+            labelled = labels is not None and bool((labels != IGNORED).any())
+            alpha = self.s.alpha if labelled else 0.0
+            loss = (1 - alpha) * kl + (alpha * F.cross_entropy(s_out.logits, labels, ignore_index=IGNORED)
+                                       if alpha else 0.0)
         else:
             mask = feeds["attention_mask"]
             s_emb = pooled(s_out.last_hidden_state, mask, self.student.pooling)
@@ -111,6 +119,19 @@ def _give_up(settings: DistillSettings, teacher: dict, student: dict) -> None:
             hint="a lighter compression, or more epochs per trial, or a larger give_up_drop")
 
 
+def _augmented(teacher: LoadedModel, texts: list[str], settings: DistillSettings, ui: UI) -> list[str]:
+    """The word-replaced copies of the training texts that ``settings.augment`` asks for."""
+    if not settings.augment:
+        return []
+    table = augment.neighbours(teacher, texts, NEIGHBOURS)
+    copies = augment.word_replaced(texts, table, settings.augment, settings.augment_rate,
+                                   settings.augment_min_words, settings.seed)
+    message = (f"augmentation: {len(copies)} word-replaced copies of the training texts of at least "
+               f"{settings.augment_min_words} words ({len(table)} words with neighbours)")
+    (ui.info if copies else ui.warn)(message + ("" if copies else ": augment asked for copies, none were made"))
+    return copies
+
+
 def distill(student: LoadedModel, teacher: LoadedModel, texts: list[str], labels: list[str] | None,
             settings: DistillSettings, ui: UI, origin: list[int] | None = None) -> dict:
     """Train ``student`` in place; ``origin``: the teacher block each student block was kept from."""
@@ -127,6 +148,10 @@ def distill(student: LoadedModel, teacher: LoadedModel, texts: list[str], labels
     probe = probe_from(teacher, val_texts, val_labels)
     train_texts = [texts[i] for i in train_idx]
     train_labels = label_ids([labels[i] for i in train_idx], student.model.config) if labels is not None else None
+    copies = _augmented(teacher, train_texts, settings, ui)
+    train_texts += copies
+    if train_labels is not None:  # the copies' rows are left out of the labels' cross-entropy
+        train_labels = np.concatenate([train_labels, np.full(len(copies), IGNORED, dtype=train_labels.dtype)])
 
     objective = _Objective(student, teacher, settings, origin)
     masks = sparsity_masks(student.model)
@@ -180,6 +205,6 @@ def distill(student: LoadedModel, teacher: LoadedModel, texts: list[str], labels
     student.model.load_state_dict(best_state)
     student.model.eval()
     best_epoch = max(range(len(history)), key=lambda i: (_metric(history[i]["validation"]), -i))
-    return {"train_samples": len(train_texts), "validation_samples": n_val, "layer_map": objective.pairs,
+    return {"train_samples": len(train_texts), "augmented": len(copies), "validation_samples": n_val, "layer_map": objective.pairs,
             "history": history,
             "best_epoch": history[best_epoch]["epoch"]}

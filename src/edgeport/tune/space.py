@@ -13,7 +13,7 @@ from edgeport.recipe import DataSpec
 from edgeport.tune.spec import PARAMETERS, Range, TuneSpec
 
 DISTILL = {"epochs": "epochs", "lr": "lr", "temperature": "temperature", "hidden_weight": "hidden_weight",
-           "alpha": "alpha", "max_samples": "max_samples"}
+           "alpha": "alpha", "max_samples": "max_samples", "augment": "augment", "augment_rate": "augment_rate"}
 
 
 def optuna_module():

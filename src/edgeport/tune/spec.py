@@ -14,7 +14,8 @@ A tune file (YAML; paths relative to it)::
       ffn: {low: 0.2, high: 0.5, step: 0.05}   # FFN neurons kept (prune_ffn)
       embedding_rank: [96, 128, null]    # low-rank word embeddings (null: full rank)
       prune_vocab: [true]                # drop the embedding rows the training data never uses
-      epochs: [2, 3]                     # distillation: epochs, lr, temperature, hidden_weight, alpha, max_samples
+      epochs: [2, 3]                     # distillation: epochs, lr, temperature, hidden_weight, alpha, max_samples,
+                                         #   augment, augment_rate
       int8_max_drop: [0.5]               # the INT8 budget: points the artifact may lose to its compressed fp32
       target: [openvino-int8]            # [the recipe's first target]
     limits: {max_drop: 1.0, max_size_mb: 3.0, max_p50_ms: null}   # on the selection set, vs the original
@@ -89,6 +90,8 @@ PARAMETERS: dict[str, str] = {
     "hidden_weight": "weight of the hidden-state MSE in distillation",
     "alpha": "weight of the labels' cross-entropy in distillation",
     "max_samples": "training rows distillation uses per epoch (null: all)",
+    "augment": "word-replaced copies of each training sentence distillation adds, labelled by the teacher (0: none)",
+    "augment_rate": "with augment: the share of a copy's words replaced by a neighbour",
     "int8_max_drop": "the INT8 budget: points the artifact may lose to its compressed fp32 model",
     "target": "the target the trial builds",
 }
