@@ -159,15 +159,16 @@ def render(document: dict) -> list[str]:
              f"selection rows (sentences of at least {sets['selection_min_words']} words, seed "
              f"{sets['selection_seed']}) ranked the trials, chose the {t.get('chosen_as', 'best')} one and the budget's fallback layers; dev.tsv "
              f"({sets['report_rows']} rows) is the report set and chose nothing.", "",
-             "| trial | state | selection drop | size MB | p50 ms (in-tune) | meets limits | dev drop (front only) | parameters |",
+             "| trial | state | selection drop | size MB | p50 ms (in-tune) | meets limits | dev drop (front only) | parameters (those that differ) |",
              "|---:|---|---:|---:|---:|---|---:|---|"]
+    fixed = {k for k in t["trial_rows"][0]["params"]  # a parameter every trial shares is in the tune file, not here
+             if len({repr(row["params"].get(k)) for row in t["trial_rows"]}) == 1}
     for row in t["trial_rows"]:
         sel, rep = row.get("selection") or {}, row.get("report") or {}
         mark = f" ({t.get('chosen_as', 'best')})" if row["number"] == t["best"]["number"] else ""
         if row.get("ablation_of") is not None:
             mark = f" (ablation of {row['ablation_of']})"
-        params = ", ".join(f"{k}={v}" for k, v in row["params"].items()
-                           if k not in ("prune_vocab", "epochs", "lr", "max_samples", "int8_max_drop"))
+        params = ", ".join(f"{k}={v}" for k, v in row["params"].items() if k not in fixed) or "–"
         fmt = (lambda v, s=".2f": "–" if v is None else format(v, s))
         lines.append(f"| {row['number']}{mark} | {row['state']} | {fmt(sel.get('drop_points'), '+.2f')} | "
                      f"{fmt(row.get('size_mb'))} | {fmt(row.get('p50_ms'))} | {'yes' if row.get('feasible') else 'no'} "
