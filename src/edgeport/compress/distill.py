@@ -205,6 +205,5 @@ def distill(student: LoadedModel, teacher: LoadedModel, texts: list[str], labels
     student.model.load_state_dict(best_state)
     student.model.eval()
     best_epoch = max(range(len(history)), key=lambda i: (_metric(history[i]["validation"]), -i))
-    return {"train_samples": len(train_texts), "augmented": len(copies), "validation_samples": n_val, "layer_map": objective.pairs,
-            "history": history,
-            "best_epoch": history[best_epoch]["epoch"]}
+    return {"train_samples": len(train_texts), "augmented": len(copies), "validation_samples": n_val,
+            "layer_map": objective.pairs, "history": history, "best_epoch": history[best_epoch]["epoch"]}
