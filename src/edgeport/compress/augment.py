@@ -7,6 +7,10 @@ neighbours come from the teacher's own input embedding table (no other model or 
 are needed, none can be downloaded): for a word that is one whole-word token, the ``k`` whole-word
 tokens nearest by cosine, among the words the training texts use (so a pruned vocabulary keeps
 every replacement). The copies carry no label: distillation trains them on the teacher alone.
+
+Measured (bench/results/tune.json, the SST-2 tune's ablation): one copy of each training row of
+at least 10 words (11,222 copies beside 32,000 rows) raised the INT4 artifact's accuracy on the
+selection rows from 92.30 to 92.85 at equal size (2.94 MB); the trial's drop on dev.tsv was 1.15.
 """
 
 from __future__ import annotations
