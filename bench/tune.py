@@ -75,7 +75,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--work", type=Path, default=Path("runs/bench-tune"))
-    parser.add_argument("--resume", action="store_true", help="continue the tune in --work")
+    parser.add_argument("--resume", action="store_true", help="continue the tune in --work [start from an empty one]")
     args = parser.parse_args()
     if not MODEL.is_dir():
         raise SystemExit(f"{MODEL} is missing: this benchmark needs ../shared beside the checkout")
@@ -87,6 +87,8 @@ def main() -> int:
 
     quiet_libraries()
     ui = UI()
+    if not args.resume and (args.work / "tune").exists():  # a record's trials all run in it, none read back
+        shutil.rmtree(args.work / "tune")
     started = time.perf_counter()
     tune = run_tune(TUNE, args.work / "tune", None, args.trials, args.resume, ui)
     tune_seconds = time.perf_counter() - started

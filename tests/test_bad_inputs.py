@@ -559,6 +559,11 @@ def _(env):
     return env.recipe(f"model: {env.bert}\nopset: 11\n")
 
 
+@case("recipe-option-nobody-reads", 2, "augment_rate shape the word-replaced copies, and augment is 0")
+def _(env):  # an option that would change nothing is refused, not silently ignored
+    return env.recipe(f"model: {env.bert}\ncompress: {{steps: [{{op: distill, augment_rate: 0.5}}]}}\n")
+
+
 @case("recipe-python-object-tag", 2, "cannot read recipe")
 def _(env):
     canary = env.tmp / "canary"

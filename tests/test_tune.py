@@ -93,6 +93,8 @@ def test_a_trials_recipe_keeps_selection_and_report_apart(tmp_path):
     assert trial.compress.data == final.compress.data == trial.calibration.data == train
     assert trial.compress.steps[-1].give_up_drop == 4.0 and final.compress.steps[-1].give_up_drop is None
     assert (final.compress.steps[-1].augment, final.compress.steps[-1].augment_rate) == (1, 0.4)
+    ablated = recipe_from_dict(recipe_for({"model": "minilm"}, {**params, "augment": 0}, 6, train, choose, None, None))
+    assert ablated.compress.steps[-1].augment == 0 and "augment_rate" not in ablated.compress.steps[-1].model_fields_set
     assert final.budget.max_drop == 0.5 and final.budget.min_fidelity is None and final.targets == ["openvino-int8"]
     # without an INT8 budget in the space, the base recipe's own budget stands (choosing on selection rows)
     kept = recipe_from_dict(recipe_for({"model": "minilm", "budget": {"min_fidelity": 0.99}}, {"blocks": 4}, 6,

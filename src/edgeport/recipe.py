@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Annotated, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from edgeport.errors import UsageError
 
@@ -149,6 +149,13 @@ class DistillStep(_Strict):
     augment_rate: float = Field(0.3, gt=0, le=1)
     augment_min_words: int = Field(10, ge=1)
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _copies_read(self):
+        unread = sorted({"augment_rate", "augment_min_words"} & self.model_fields_set) if not self.augment else []
+        if unread:
+            raise ValueError(f"{', '.join(unread)} shape the word-replaced copies, and augment is 0 (none are made)")
+        return self
 
 
 CompressStep = Annotated[Union[MagnitudeStep, HeadsStep, FfnStep, BlocksStep, VocabStep, LowRankStep, DistillStep],

@@ -52,6 +52,8 @@ def steps_for(params: dict, layers: int, give_up_drop: float | None) -> list[dic
     if params.get("embedding_rank") is not None:
         steps.append({"op": "low_rank", "roles": ["embeddings"], "rank": int(params["embedding_rank"])})
     distill = {"op": "distill", **{field: params[name] for name, field in DISTILL.items() if name in params}}
+    if not distill.get("augment"):  # no copies: their rate is not read (the recipe refuses it)
+        distill.pop("augment_rate", None)
     if give_up_drop is not None:
         distill["give_up_drop"] = give_up_drop
     steps.append(distill)
