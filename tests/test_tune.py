@@ -95,6 +95,8 @@ def test_a_trials_recipe_keeps_selection_and_report_apart(tmp_path):
     assert (final.compress.steps[-1].augment, final.compress.steps[-1].augment_rate) == (1, 0.4)
     ablated = recipe_from_dict(recipe_for({"model": "minilm"}, {**params, "augment": 0}, 6, train, choose, None, None))
     assert ablated.compress.steps[-1].augment == 0 and "augment_rate" not in ablated.compress.steps[-1].model_fields_set
+    # a trial's recipe travels dumped whole (every default written out) and is read back as it was
+    assert recipe_from_dict(ablated.model_dump(mode="json")).compress.steps[-1] == ablated.compress.steps[-1]
     assert final.budget.max_drop == 0.5 and final.budget.min_fidelity is None and final.targets == ["openvino-int8"]
     # without an INT8 budget in the space, the base recipe's own budget stands (choosing on selection rows)
     kept = recipe_from_dict(recipe_for({"model": "minilm", "budget": {"min_fidelity": 0.99}}, {"blocks": 4}, 6,

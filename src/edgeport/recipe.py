@@ -152,7 +152,11 @@ class DistillStep(_Strict):
 
     @model_validator(mode="after")
     def _copies_read(self):
-        unread = sorted({"augment_rate", "augment_min_words"} & self.model_fields_set) if not self.augment else []
+        # a value other than the default, since a recipe dumped whole (tune trials, sweep jobs) and
+        # read back sets every field to what it was
+        fields = type(self).model_fields
+        unread = [] if self.augment else sorted(
+            name for name in ("augment_rate", "augment_min_words") if getattr(self, name) != fields[name].default)
         if unread:
             raise ValueError(f"{', '.join(unread)} shape the word-replaced copies, and augment is 0 (none are made)")
         return self
