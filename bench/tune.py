@@ -26,6 +26,8 @@ import sys
 import time
 from pathlib import Path
 
+import yaml
+
 from _results import provenance_line, write_results
 
 from edgeport.recipe import data_mappings
@@ -39,22 +41,30 @@ TUNED = ROOT / "recipes" / "sst2-tuned.yaml"
 BARS = {"smaller": 30.0, "faster_than_openvino_int8": 3.0, "max_drop": 1.0, "hours": 2.0}
 
 
-def _uncompressed(work: Path, ui):
+def _uncompressed(work: Path, selection: dict, ui):
+    """The uncompressed OpenVINO INT8 artifact, its budget checked on the tune's selection rows
+    of train.tsv, so that it is graded on all of dev.tsv like the tuned one (without budget data
+    the budget takes half of the eval rows, and the accuracy would be of the other half)."""
     from edgeport.recipe import recipe_from_dict
     from edgeport.stages.flow import run_export
 
+    columns = {"text_column": "sentence", "label_column": "label"}
+    split = {"part": "selection", **{k: v for k, v in selection.items() if k in ("size", "seed", "min_words")}}
     data = {"model": str(MODEL), "targets": ["openvino-int8"], "profile": {"enabled": False},
             "calibration": {"data": {"path": str(TRAIN), "text_column": "sentence"}, "size": 300},
-            "eval": {"path": str(DEV), "text_column": "sentence", "label_column": "label"},
-            "budget": {"min_fidelity": None}}
+            "eval": {"path": str(DEV), **columns},
+            "budget": {"min_fidelity": None, "data": {"path": str(TRAIN), **columns, "split": split}}}
     return run_export(recipe_from_dict(data), work / "openvino-int8", ui)
+
+
+def _precision(entry) -> str:
+    """The precision OpenVINO computed the unquantized ops in (bf16 on CPUs with AVX512-BF16)."""
+    return str((entry.runtime_info or {}).get("inference_precision", "?")).replace("<Type: '", "").replace("'>", "")
 
 
 def _tuned_recipe(best: Path, kind: str) -> None:
     """best.yaml (paths relative to the tune folder's recipes/) as recipes/sst2-tuned.yaml (paths
     relative to recipes/, the way the repository's recipes name ../shared)."""
-    import yaml
-
     recipe = yaml.safe_load(best.read_text())  # as written (a null such as budget.min_fidelity means "off")
     recipe["model"] = "../../shared/models/minilm-sst2"
     for _, data in data_mappings(recipe):
@@ -102,7 +112,7 @@ def main() -> int:
     tuned = run_export(recipe_from_yaml(TUNED).model_copy(update={"profile": ProfileSpec(enabled=False)}),
                        args.work / "tuned", ui)
     run_seconds = time.perf_counter() - started
-    ov = _uncompressed(args.work, ui)
+    ov = _uncompressed(args.work, yaml.safe_load(TUNE.read_text()).get("selection") or {}, ui)
     (tuned_target, tuned_entry), = tuned.targets.items()
     (_, ov_entry), = ov.targets.items()
     original_dir = Path(ov_entry.artifact).parents[1] / "model"
@@ -129,8 +139,11 @@ def main() -> int:
                       "original_dev_accuracy": (comp.get("before") or {}).get("accuracy"),
                       "dev_accuracy": round(tuned_entry.accuracy.artifact * 100, 2),
                       "dev_samples": tuned_entry.accuracy.samples, "accuracy_source": tuned_entry.accuracy.source,
+                      "inference_precision": _precision(tuned_entry),
                       "int8_fp32_layers": len(tuned_entry.fallback.fp32_layers) if tuned_entry.fallback else None},
-        "openvino_int8": {"size_mb": ov_entry.size_mb, "dev_accuracy": round(ov_entry.accuracy.artifact * 100, 2)},
+        "openvino_int8": {"size_mb": ov_entry.size_mb, "dev_accuracy": round(ov_entry.accuracy.artifact * 100, 2),
+                          "dev_samples": ov_entry.accuracy.samples, "accuracy_source": ov_entry.accuracy.source,
+                          "inference_precision": _precision(ov_entry)},
         "latency": {name: {"p50": row["p50"], "median": statistics.median(row["p50"])} for name, row in rows.items()},
     }
     write_results("tune", document, render)
@@ -178,15 +191,20 @@ def render(document: dict) -> list[str]:
     lines += [""] + ablation_lines({"trials": t["trial_rows"]})
     lines += ["", f"Side by side, batch 1 x 128, {document['rounds']} rounds x {document['runs']} runs, each in its "
                   "own process (host-side, this machine):", "",
-              "| artifact | size MB | × smaller than fp32 weights | p50 ms (spread) | dev accuracy |",
-              "|---|---:|---:|---:|---:|"]
+              "| artifact | size MB | × smaller than fp32 weights | p50 ms (spread) | dev accuracy (rows) | computes in |",
+              "|---|---:|---:|---:|---:|---|"]
     sizes = {names[0]: document["weights_mb"], names[1]: document["openvino_int8"]["size_mb"], names[2]: run["size_mb"]}
     accs = {names[0]: run["original_dev_accuracy"], names[1]: document["openvino_int8"]["dev_accuracy"],
             names[2]: run["dev_accuracy"]}
+    rows = {names[0]: run.get("dev_samples"), names[1]: document["openvino_int8"].get("dev_samples"),
+            names[2]: run.get("dev_samples")}
+    computes = {names[0]: "float32", names[1]: document["openvino_int8"].get("inference_precision", "?"),
+                names[2]: run.get("inference_precision", "?")}
     for name in names:
         p50 = lat[name]["p50"]
         lines.append(f"| {name} | {sizes[name]:.2f} | {document['weights_mb'] / sizes[name]:.1f} | "
-                     f"{lat[name]['median']:.2f} ({min(p50):.2f}–{max(p50):.2f}) | {accs[name]:.2f} |")
+                     f"{lat[name]['median']:.2f} ({min(p50):.2f}–{max(p50):.2f}) | {accs[name]:.2f} "
+                     f"({rows[name] or '?'}) | {computes[name]} |")
     verdict = lambda ok: "met" if ok else "NOT met"  # noqa: E731
     lines += ["", f"Tuned vs the bars: {smaller:.1f}x smaller than the fp32 weights (bar {bars['smaller']:.0f}x: "
                   f"{verdict(smaller >= bars['smaller'])}); {faster:.2f}x faster than the uncompressed openvino-int8 "
