@@ -41,19 +41,18 @@ TUNED = ROOT / "recipes" / "sst2-tuned.yaml"
 BARS = {"smaller": 30.0, "faster_than_openvino_int8": 3.0, "max_drop": 1.0, "hours": 2.0}
 
 
-def _uncompressed(work: Path, selection: dict, ui):
-    """The uncompressed OpenVINO INT8 artifact, its budget checked on the tune's selection rows
-    of train.tsv, so that it is graded on all of dev.tsv like the tuned one (without budget data
-    the budget takes half of the eval rows, and the accuracy would be of the other half)."""
+def _uncompressed(work: Path, budget_data, ui):
+    """The uncompressed OpenVINO INT8 artifact, its budget checked on the tuned recipe's budget
+    data (the tune's selection rows of train.tsv), so that it is graded on all of dev.tsv like the
+    tuned one (without budget data the budget takes half of the eval rows, and the accuracy would
+    be of the other half)."""
     from edgeport.recipe import recipe_from_dict
     from edgeport.stages.flow import run_export
 
-    columns = {"text_column": "sentence", "label_column": "label"}
-    split = {"part": "selection", **{k: v for k, v in selection.items() if k in ("size", "seed", "min_words")}}
     data = {"model": str(MODEL), "targets": ["openvino-int8"], "profile": {"enabled": False},
             "calibration": {"data": {"path": str(TRAIN), "text_column": "sentence"}, "size": 300},
-            "eval": {"path": str(DEV), **columns},
-            "budget": {"min_fidelity": None, "data": {"path": str(TRAIN), **columns, "split": split}}}
+            "eval": {"path": str(DEV), "text_column": "sentence", "label_column": "label"},
+            "budget": {"min_fidelity": None, "data": budget_data.model_dump(mode="json", exclude_none=True)}}
     return run_export(recipe_from_dict(data), work / "openvino-int8", ui)
 
 
@@ -109,10 +108,10 @@ def main() -> int:
     started = time.perf_counter()
     if (args.work / "tuned").exists():
         shutil.rmtree(args.work / "tuned")
-    tuned = run_export(recipe_from_yaml(TUNED).model_copy(update={"profile": ProfileSpec(enabled=False)}),
-                       args.work / "tuned", ui)
+    tuned_recipe = recipe_from_yaml(TUNED)
+    tuned = run_export(tuned_recipe.model_copy(update={"profile": ProfileSpec(enabled=False)}), args.work / "tuned", ui)
     run_seconds = time.perf_counter() - started
-    ov = _uncompressed(args.work, yaml.safe_load(TUNE.read_text()).get("selection") or {}, ui)
+    ov = _uncompressed(args.work, tuned_recipe.budget.data, ui)
     (tuned_target, tuned_entry), = tuned.targets.items()
     (_, ov_entry), = ov.targets.items()
     original_dir = Path(ov_entry.artifact).parents[1] / "model"
