@@ -164,7 +164,7 @@ def peak_for(row: dict, peak: dict) -> float:
     in bf16 on CPUs that have it (recorded at verification); the rest in fp32."""
     if row["precision"] == "int8":
         return peak["int8_gops"]
-    if "bfloat16" in str(row.get("inference_precision", "")):
+    if row.get("inference_precision") == "bf16":
         return peak["bf16_gflops"]
     return peak["fp32_gflops"]
 

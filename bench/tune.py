@@ -58,7 +58,7 @@ def _uncompressed(work: Path, budget_data, ui):
 
 def _precision(entry) -> str:
     """The precision OpenVINO computed the unquantized ops in (bf16 on CPUs with AVX512-BF16)."""
-    return str((entry.runtime_info or {}).get("inference_precision", "?")).replace("<Type: '", "").replace("'>", "")
+    return str((entry.runtime_info or {}).get("inference_precision", "?"))
 
 
 def _tuned_recipe(best: Path, kind: str) -> None:

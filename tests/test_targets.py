@@ -146,10 +146,10 @@ def test_openvino_inference_precision_is_recorded_and_applied(tiny_ctx, tmp_path
     ctx = replace(ctx, options=target.Options(inference_precision="f32"))
     manifest = target.build(ctx, tmp_path)
     assert manifest.runtime_config == {"INFERENCE_PRECISION_HINT": "f32"}
-    assert "float32" in target.runner(tmp_path).info()["inference_precision"]
+    assert target.runner(tmp_path).info()["inference_precision"] == "f32"  # the option's own name
     from edgeport.devices.local_profile import profile_local
     from edgeport.recipe import ProfileSpec
-    assert "float32" in profile_local(tmp_path, ProfileSpec(runs=2, warmup=0)).runtime["inference_precision"]
+    assert profile_local(tmp_path, ProfileSpec(runs=2, warmup=0)).runtime["inference_precision"] == "f32"
 
 
 def test_missing_module_hints(monkeypatch):

@@ -200,7 +200,7 @@ def _load_openvino(folder, manifest, threads):
     compiled = ov.Core().compile_model(os.path.join(folder, manifest["files"][0]), "CPU", config)
     request = compiled.create_infer_request()
     info = {"name": "openvino", "version": ov.__version__,
-            "inference_precision": str(compiled.get_property("INFERENCE_PRECISION_HINT"))}
+            "inference_precision": compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()}
     return (lambda feeds: request.infer(feeds)), info
 
 

@@ -141,7 +141,7 @@ class OpenVinoBackend(_Backend):
         return {"name": "openvino", "version": self.version, "share_inputs": self.share_inputs,
                 "cache_dir": self.cache_dir, "loaded_from_cache": bool(self.compiled.get_property("LOADED_FROM_CACHE")),
                 "performance_hint": str(self.compiled.get_property("PERFORMANCE_HINT")),
-                "inference_precision": str(self.compiled.get_property("INFERENCE_PRECISION_HINT"))}
+                "inference_precision": self.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()}
 
 
 class LiteRtBackend(_Backend):

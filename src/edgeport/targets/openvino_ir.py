@@ -79,7 +79,7 @@ class OpenVinoRunner(Runner):
         return self.backend.run(feeds)
 
     def info(self) -> dict:
-        return {"inference_precision": str(self.compiled.get_property("INFERENCE_PRECISION_HINT"))}
+        return {"inference_precision": self.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()}
 
 
 def _ov_model(ctx: BuildContext):
