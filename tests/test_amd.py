@@ -157,6 +157,21 @@ def test_agent_refuses_a_provider_the_cpu_build_lacks(amd_run):
     assert code == 1 and REFUSAL in doc["error"] and "has only" in doc["error"] and "MIGraphX" not in doc["error"].split("has only")[1]
 
 
+def test_predict_and_agent_texts_say_a_gpu_artifact_was_served_on_the_cpu(amd_run, run_cli, tmp_path):
+    """edgeport.runtime serves ONNX on the CPU provider: for an artifact built for MIGraphX the
+    labels and timings are the CPU's, and both `predict` and the agent's --texts say so."""
+    code, stdout, stderr = run_cli("--json", "predict", amd_run, "--target", "amd-fp16", "--text", "a fine film")
+    doc = json.loads(stdout)
+    assert code == 0 and "MIGraphXExecutionProvider" in stderr and "CPU" in doc["warnings"][0]
+    assert doc["request_path"]["runtime"]["execution_provider"] == "CPUExecutionProvider"
+    assert doc["request_path"]["runtime"]["requested_provider"] == "MIGraphXExecutionProvider"
+    texts = tmp_path / "texts.txt"
+    texts.write_text("a fine film\nnot a good one\n")
+    code, doc = _agent(sys.executable, amd_run / "targets" / "amd-fp16", "--texts", str(texts))
+    assert code == 0 and doc["latency_ms"]["p50"] > 0 and "MIGraphXExecutionProvider" in doc["warnings"][0]
+    assert doc["runtime"]["requested_provider"] == "MIGraphXExecutionProvider"
+
+
 @pytest.mark.ssh
 def test_profile_over_ssh_refused_then_allowed(amd_run, migraphx_python, sshd, run_cli):
     before = (amd_run / "results.json").read_text()

@@ -172,6 +172,26 @@ def test_help_lists_commands_and_exit_codes(run_cli):
         assert word in stdout
 
 
+def test_budget_data_flag_carries_the_pair_column(tmp_path):
+    """--budget-data reads the same columns as --eval, the second text of a pair included."""
+    from edgeport.cli import _recipe_from_flags
+
+    data = tmp_path / "pairs.tsv"
+    data.write_text("a\tb\tlabel\nx\ty\t1\n")
+    recipe = _recipe_from_flags("minilm", {"targets": "onnx-int8", "budget_data": data, "eval_path": data,
+                                           "text_column": "a", "text_pair_column": "b", "label_column": "label"})
+    assert recipe.budget.data.text_pair_column == "b" == recipe.eval.text_pair_column
+    assert recipe.budget.data.label_column == "label"
+
+
+def test_trust_pickle_is_offered_only_where_a_model_folder_is_read(run_cli, tmp_path):
+    """`build` reads an ONNX file, never a pickled checkpoint: it has no --trust-pickle."""
+    code, _, stderr = run_cli("build", tmp_path / "m.onnx", "--tokenizer", tmp_path, "--trust-pickle")
+    assert code == 2 and "--trust-pickle" in stderr
+    _, stdout, _ = run_cli("export", "--help")
+    assert "--trust-pickle" in stdout
+
+
 def test_calibrate_sensitivity(tiny_models, tmp_path, run_cli):
     out = tmp_path / "r"
     assert run_cli("export", tiny_models("bert"), "--target", "onnx-int8", "--out", out, "--min-fidelity", "0",

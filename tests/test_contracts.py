@@ -96,13 +96,26 @@ def _imports(path: Path) -> set[str]:
     ("devices", ("edgeport.targets", "edgeport.stages", "edgeport.compress")),
     ("targets", ("edgeport.stages", "edgeport.devices", "edgeport.report")),
     ("calibration", ("edgeport.targets", "edgeport.stages", "edgeport.devices")),
+    ("compress", ("edgeport.exporter", "edgeport.targets", "edgeport.stages", "edgeport.devices",
+                  "edgeport.report", "edgeport.sweep", "edgeport.tune")),
+    ("report", ("edgeport.targets", "edgeport.compress", "edgeport.stages", "edgeport.devices", "edgeport.sweep",
+                "edgeport.tune")),
     ("stages", ("edgeport.sweep", "edgeport.tune")),
     ("sweep", ("edgeport.tune",)),  # a tune runs its trials on the sweep engine, never the reverse
+    ("runtime", ("edgeport",)),  # self-contained: the device agent loads it by path, without edgeport
 ])
 def test_no_module_imports_from_a_layer_above(folder, forbidden):
     for path in (SRC / folder).rglob("*.py"):
         bad = [m for m in _imports(path) if m.startswith(forbidden)]
         assert not bad, (path.name, bad)
+
+
+@pytest.mark.parametrize("module", ["verify.py", "recipe.py", "runs.py", "errors.py", "ui.py"])
+def test_the_floor_modules_import_nothing_of_edgeport_but_its_errors_and_version(module):
+    """The floor every layer stands on (DESIGN.md): verify.py holds the Runner contract and the
+    measures (cosines, label maps) that the model's runner and the exporter's parity check use,
+    so it may not reach up into any layer."""
+    assert {m for m in _imports(SRC / module) if m.startswith("edgeport")} <= {"edgeport", "edgeport.errors"}
 
 
 @pytest.mark.parametrize("name,trials", [("openvino-int8", 4), ("tflite-int8", 4)])
@@ -141,3 +154,15 @@ def test_a_budget_run_converts_the_model_once(tiny_models, tmp_path, monkeypatch
                                loaded.family, UI(quiet=True))
     assert len(manifest.fallback.trials) >= trials  # full, every unit alone, fallbacks...
     assert len(calls) == 1
+
+
+def test_a_recipe_and_the_cli_read_a_zero_fidelity_floor_alike():
+    """`--min-fidelity 0` and a recipe's `min_fidelity: 0` both switch the floor off: one rule, in
+    the schema."""
+    from edgeport.cli import _recipe_from_flags
+    from edgeport.recipe import DEFAULT_TARGETS, recipe_from_dict
+
+    assert recipe_from_dict({"budget": {"min_fidelity": 0}}).budget.min_fidelity is None
+    assert _recipe_from_flags("minilm", {"targets": None, "min_fidelity": 0.0}).budget.min_fidelity is None
+    assert recipe_from_dict({}).budget.min_fidelity == 0.995
+    assert tuple(recipe_from_dict({}).targets) == DEFAULT_TARGETS

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import real_component_missing
 from tests.sshd_helpers import device_scratch_folders, processes_under, start_sshd
 
 pytestmark = pytest.mark.ssh
@@ -34,7 +35,7 @@ def sshd_without_sftp(tmp_path_factory):
     from tests.sshd_helpers import SSHD
 
     if not shutil.which("sshd") and not __import__("os").path.exists(SSHD):
-        pytest.skip("sshd is not installed (make test installs openssh-server as root)")
+        pytest.skip(real_component_missing("sshd is not installed (make test installs openssh-server as root)"))
     server = start_sshd(tmp_path_factory.mktemp("sshd-nosftp"), sftp=False)
     yield server
     server.stop()

@@ -15,18 +15,17 @@ def test_family_lookup_and_inputs():
         family_for("gpt2")
 
 
-@pytest.mark.parametrize("family,path,role,block", [
-    (BERT, "encoder.layer.3.output.dense", "ffn_down", 3),
-    (BERT, "encoder.layer.0.attention.output.dense", "attn_out", 0),
-    (BERT, "encoder.layer.1.attention.self.key", "attn_qkv", 1),
-    (BERT, "encoder.layer.2.intermediate.dense", "ffn_up", 2),
-    (BERT, "embeddings.word_embeddings", "embeddings", None),
-    (DISTILBERT, "transformer.layer.1.ffn.lin2", "ffn_down", 1),
-    (DISTILBERT, "transformer.layer.0.attention.q_lin", "attn_qkv", 0),
+@pytest.mark.parametrize("family,path,role", [
+    (BERT, "encoder.layer.3.output.dense", "ffn_down"),
+    (BERT, "encoder.layer.0.attention.output.dense", "attn_out"),
+    (BERT, "encoder.layer.1.attention.self.key", "attn_qkv"),
+    (BERT, "encoder.layer.2.intermediate.dense", "ffn_up"),
+    (BERT, "embeddings.word_embeddings", "embeddings"),
+    (DISTILBERT, "transformer.layer.1.ffn.lin2", "ffn_down"),
+    (DISTILBERT, "transformer.layer.0.attention.q_lin", "attn_qkv"),
 ])
-def test_roles(family, path, role, block):
+def test_roles(family, path, role):
     assert family.role_of(path) == role
-    assert family.block_of(path) == block
 
 
 def test_module_paths_from_node_names():
@@ -51,25 +50,24 @@ from tests.conftest import NEW_FAMILIES  # noqa: E402
 HELDOUT = builtin_texts("heldout").texts[:12]
 
 
-@pytest.mark.parametrize("family,path,role,block", [
-    (MODERNBERT, "model.layers.1.attn.Wqkv", "attn_qkv", 1),
-    (MODERNBERT, "layers.0.mlp.Wo", "ffn_down", 0),
-    (MODERNBERT, "head.dense", "head", None),
-    (DEBERTA_V2, "deberta.encoder.layer.1.attention.self.value_proj", "attn_qkv", 1),
-    (DEBERTA_V2, "encoder.layer.0.output.dense", "ffn_down", 0),
-    (DEBERTA_V2, "encoder.rel_embeddings", "embeddings", None),
-    (MPNET, "encoder.layer.1.attention.attn.o", "attn_out", 1),
-    (MPNET, "encoder.relative_attention_bias", "embeddings", None),
-    (ALBERT, "albert.encoder.albert_layer_groups.0.albert_layers.0.ffn", "ffn_up", 0),
-    (ALBERT, "encoder.albert_layer_groups.0.albert_layers.0.ffn_output", "ffn_down", 0),
-    (ALBERT, "encoder.embedding_hidden_mapping_in", "embeddings", None),
-    (MOBILEBERT, "encoder.layer.3.ffn.0.output.dense", "ffn_down", 3),
-    (MOBILEBERT, "encoder.layer.3.output.bottleneck.dense", "bottleneck", 3),
-    (MOBILEBERT, "encoder.layer.0.attention.output.dense", "attn_out", 0),
+@pytest.mark.parametrize("family,path,role", [
+    (MODERNBERT, "model.layers.1.attn.Wqkv", "attn_qkv"),
+    (MODERNBERT, "layers.0.mlp.Wo", "ffn_down"),
+    (MODERNBERT, "head.dense", "head"),
+    (DEBERTA_V2, "deberta.encoder.layer.1.attention.self.value_proj", "attn_qkv"),
+    (DEBERTA_V2, "encoder.layer.0.output.dense", "ffn_down"),
+    (DEBERTA_V2, "encoder.rel_embeddings", "embeddings"),
+    (MPNET, "encoder.layer.1.attention.attn.o", "attn_out"),
+    (MPNET, "encoder.relative_attention_bias", "embeddings"),
+    (ALBERT, "albert.encoder.albert_layer_groups.0.albert_layers.0.ffn", "ffn_up"),
+    (ALBERT, "encoder.albert_layer_groups.0.albert_layers.0.ffn_output", "ffn_down"),
+    (ALBERT, "encoder.embedding_hidden_mapping_in", "embeddings"),
+    (MOBILEBERT, "encoder.layer.3.ffn.0.output.dense", "ffn_down"),
+    (MOBILEBERT, "encoder.layer.3.output.bottleneck.dense", "bottleneck"),
+    (MOBILEBERT, "encoder.layer.0.attention.output.dense", "attn_out"),
 ])
-def test_new_family_roles(family, path, role, block):
+def test_new_family_roles(family, path, role):
     assert family.role_of(path) == role
-    assert family.block_of(path) == block
 
 
 def test_new_family_lookup_and_inputs():

@@ -1,6 +1,7 @@
 """The task x family x target matrix: every (family, task) pair as a tiny random model built
 from its config, exported by the CLI to each target (budget off: ``--min-fidelity 0``, no
-profile), or refused by the target before building. Each outcome (fidelity figure or refusal
+profile), or refused by the target before building (the refusal path itself is tested in
+tests/test_targets.py, part of `make test`). Each outcome (fidelity figure or refusal
 reason) is recorded in matrix.json under $EDGEPORT_TEST_ARTIFACTS (else the session's tmp
 folder); ``bench/matrix.py`` renders the README's matrix from such a file."""
 
@@ -85,22 +86,3 @@ def test_x86_targets(tiny_models, run_cli, tmp_path, matrix_file, family, task):
 def test_litert_targets(tiny_models, run_cli, tmp_path, matrix_file, family, task):
     export_and_record(tiny_models, run_cli, tmp_path, matrix_file, family, task, LITERT,
                       ("--option", "tflite-fp32.sequence=32", "--option", "tflite-int8.sequence=32"))
-
-
-def test_a_target_refuses_a_family_before_building(tiny_models, run_cli, tmp_path, monkeypatch):
-    """The refusal path, with a stand-in declaration: onnx-int8 is declared (here, for this test
-    only) unable to handle mpnet. `targets --model` says so, and export refuses with exit 2
-    before writing anything."""
-    from edgeport.targets.onnxruntime_cpu import OnnxInt8
-
-    monkeypatch.setattr(OnnxInt8, "unsupported", {"mpnet": "a stand-in reason for this test"})
-    folder = tiny_models("mpnet", "feature-extraction")
-    code, out, _ = run_cli("--json", "targets", "--model", folder)
-    document = json.loads(out)
-    assert code == 0 and document["model"] == {"ref": str(folder), "family": "mpnet", "task": "feature-extraction"}
-    assert document["targets"]["onnx-int8"]["handles_model"] is False
-    assert "a stand-in reason" in document["targets"]["onnx-int8"]["model_reason"]
-    assert document["targets"]["onnx-fp32"]["handles_model"] is True
-    code, _, err = run_cli("export", folder, "--target", "onnx-fp32,onnx-int8", "--no-profile", "--out", tmp_path / "r")
-    assert code == 2 and "onnx-int8 cannot handle mpnet models: a stand-in reason" in err
-    assert not (tmp_path / "r").exists()

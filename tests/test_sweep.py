@@ -28,8 +28,9 @@ from edgeport.sweep.folder import finished
 from edgeport.sweep.report import pareto
 from edgeport.runs import hash_path
 from edgeport.sweep.spec import INPUT_PREFIX, expand, job_recipe, sweep_from_dict
+from tests.conftest import real_component_missing
 
-pytest.importorskip("ray", reason="Ray is part of the set-up (the sweep extra)")
+pytest.importorskip("ray", reason=real_component_missing("Ray is not installed (the sweep extra)"))
 
 RAY = str(Path(sys.executable).parent / "ray")
 
@@ -90,6 +91,22 @@ def test_every_data_file_of_a_recipe_travels_as_an_input(tiny_models, tmp_path, 
         assert path == f"{INPUT_PREFIX}{sha}/{sst_like.name}"
     recipe = job_recipe(job.recipe, tmp_path / "inputs")
     assert recipe.budget.data.path == tmp_path / "inputs" / sha / sst_like.name
+
+
+def test_a_recipe_file_named_by_the_sweep_is_read_as_edgeport_run_reads_it(tiny_models, tmp_path, sst_like):
+    """Its paths are relative to the recipe file, not to the sweep file; a file that is not a
+    mapping is refused, not read as an empty recipe."""
+    model = tiny_models("bert", "text-classification")
+    folder = tmp_path / "recipes"
+    folder.mkdir()
+    shutil.copy(sst_like, folder / "dev.tsv")
+    (folder / "r.yaml").write_text(yaml.safe_dump({"model": str(model),
+                                                   "eval": {"path": "dev.tsv", "label_column": "label"}}))
+    (job,) = expand(sweep_from_dict({"recipe": "recipes/r.yaml", "axes": {"targets": ["onnx-int8"]}}), tmp_path).jobs
+    assert job.recipe["eval"]["path"] == f"{INPUT_PREFIX}{hash_path(sst_like)}/dev.tsv"
+    (folder / "list.yaml").write_text("- onnx-int8\n")
+    with pytest.raises(UsageError, match="must be a YAML mapping"):
+        expand(sweep_from_dict({"recipe": "recipes/list.yaml", "axes": {"targets": ["onnx-int8"]}}), tmp_path)
 
 
 def test_sweep_file_errors_are_usage_errors(tmp_path):
@@ -195,7 +212,8 @@ def test_embedded_sweep_writes_report_and_keeps_going_after_a_bad_cell(embedded)
     assert not any(p.name == ".ray" for p in embedded["home_added"]) and not (out / ".engine").exists()
 
 
-@pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium is not installed (make test installs it)")
+@pytest.mark.skipif(shutil.which("chromium") is None,
+                    reason=real_component_missing("chromium is not installed (make test installs it as root)"))
 def test_sweep_report_renders_in_headless_chromium(embedded, tmp_path):
     from PIL import Image
 

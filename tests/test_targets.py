@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import pytest
@@ -191,3 +192,22 @@ def test_int4_group_size_that_does_not_divide_a_layer(tiny_models, tmp_path, run
                            "--min-fidelity", "0", "--option", "openvino-int4.group_size=24")
     assert code == 2 and "group_size 24 does not divide the input size of" in err and "channel size: 64" in err, err
     assert "Traceback" not in err and not (tmp_path / "from-onnx" / "targets" / "openvino-int4" / "model.xml").exists()
+
+
+def test_a_target_refuses_a_family_before_building(tiny_models, run_cli, tmp_path, monkeypatch):
+    """The refusal path, with a stand-in declaration: onnx-int8 is declared (here, for this test
+    only) unable to handle mpnet. `targets --model` says so, and export refuses with exit 2
+    before writing anything."""
+    from edgeport.targets.onnxruntime_cpu import OnnxInt8
+
+    monkeypatch.setattr(OnnxInt8, "unsupported", {"mpnet": "a stand-in reason for this test"})
+    folder = tiny_models("mpnet", "feature-extraction")
+    code, out, _ = run_cli("--json", "targets", "--model", folder)
+    document = json.loads(out)
+    assert code == 0 and document["model"] == {"ref": str(folder), "family": "mpnet", "task": "feature-extraction"}
+    assert document["targets"]["onnx-int8"]["handles_model"] is False
+    assert "a stand-in reason" in document["targets"]["onnx-int8"]["model_reason"]
+    assert document["targets"]["onnx-fp32"]["handles_model"] is True
+    code, _, err = run_cli("export", folder, "--target", "onnx-fp32,onnx-int8", "--no-profile", "--out", tmp_path / "r")
+    assert code == 2 and "onnx-int8 cannot handle mpnet models: a stand-in reason" in err
+    assert not (tmp_path / "r").exists()

@@ -22,7 +22,7 @@ import click
 
 from edgeport import __version__
 from edgeport.errors import EXIT_CODES, EdgeportError, UsageError
-from edgeport.model.load import TASKS
+from edgeport.recipe import DEFAULT_TARGETS, TASKS
 from edgeport.ui import UI, quiet_libraries
 
 EPILOG = "Exit codes: " + "; ".join(f"{code} {text}" for code, text in EXIT_CODES.items())
@@ -75,7 +75,7 @@ def _trust_pickle_option():
 
 def _export_options(func):
     options = [
-        click.option("--target", "-t", "targets", default="openvino-int8,onnx-int8", show_default=True,
+        click.option("--target", "-t", "targets", default=",".join(DEFAULT_TARGETS), show_default=True,
                      help="Comma-separated targets (see `edgeport targets`)."),
         click.option("--out", "-o", type=click.Path(path_type=Path), default=None,
                      help="Run folder (default: runs/<model name>)."),
@@ -108,7 +108,6 @@ def _export_options(func):
                      "(keys from ssh-agent/~/.ssh, host keys from ~/.ssh/known_hosts)."),
         click.option("--option", "target_options", multiple=True, metavar="TARGET.KEY=VALUE",
                      help="A target option, e.g. onnx-int8.mode=static (VALUE null: unset)."),
-        _trust_pickle_option(),
     ]
     return _with_options(func, options)
 
@@ -119,7 +118,9 @@ def _recipe_from_flags(model: str, flags: dict):
     from edgeport.recipe import recipe_from_dict
 
     flag = flags.get
-    data: dict = {"model": model, "targets": flag("targets")}
+    data: dict = {"model": model}
+    if flag("targets"):
+        data["targets"] = flag("targets")
     if flag("task"):
         data["task"] = flag("task")
     calib = {}
@@ -133,11 +134,9 @@ def _recipe_from_flags(model: str, flags: dict):
         data["eval"] = {"path": flag("eval_path"), "text_column": flag("text_column"),
                         "text_pair_column": flag("text_pair_column"), "label_column": flag("label_column")}
     budget = {k: flag(k) for k in ("min_fidelity", "max_drop", "granularity") if flag(k) is not None}
-    if budget.get("min_fidelity") == 0:
-        budget["min_fidelity"] = None
     if flag("budget_data"):
         budget["data"] = {"path": flag("budget_data"), "text_column": flag("text_column"),
-                          "label_column": flag("label_column")}
+                          "text_pair_column": flag("text_pair_column"), "label_column": flag("label_column")}
     data["budget"] = budget
     profile = {k: flag(k) for k in ("batch", "sequence", "runs", "threads", "device") if flag(k) is not None}
     profile["enabled"] = not flag("no_profile", False)
@@ -209,6 +208,7 @@ def _finish(state: State, results, out: Path) -> None:
 @cli.command()
 @click.argument("model")
 @_export_options
+@_trust_pickle_option()
 @click.pass_obj
 def export(state: State, model: str, **flags) -> None:
     """Export MODEL (a Hugging Face folder, or `minilm`) to each target; verify and profile.
@@ -540,6 +540,8 @@ def predict(state: State, run_dir: Path, target: str, texts: tuple[str, ...], te
 
     state.as_json = state.as_json or as_json
     document = predict_texts(Path(run_dir), target, list(texts), texts_file, threads)
+    for warning in document["warnings"]:
+        state.ui.warn(warning)
     state.emit(document, _predict_lines(document))
 
 

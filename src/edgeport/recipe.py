@@ -7,7 +7,7 @@ build the same structure (see ``cli.py``), so defaults live here and nowhere els
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal, Union, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -54,10 +54,15 @@ class CalibrationSpec(_Strict):
 
 
 class BudgetSpec(_Strict):
-    min_fidelity: float | None = Field(0.995, ge=0, le=1)
+    min_fidelity: float | None = Field(0.995, ge=0, le=1)  # 0 or null: no fidelity floor
     max_drop: float | None = Field(None, ge=0)
     granularity: Literal["role", "layer"] = "role"
     data: DataSpec | None = None  # labelled data the budget chooses on [half of the eval data]
+
+    @field_validator("min_fidelity")
+    @classmethod
+    def _zero_is_off(cls, value):
+        return None if value == 0 else value
 
 
 class ProfileSpec(_Strict):
@@ -175,14 +180,16 @@ class CompressSpec(_Strict):
 
 
 DEFAULT_MODEL = "minilm"
+DEFAULT_TARGETS = ("openvino-int8", "onnx-int8")
 Task = Literal["feature-extraction", "text-classification", "text-pair-classification", "token-classification",
                "question-answering"]
+TASKS: tuple[str, ...] = get_args(Task)
 
 
 class Recipe(_Strict):
     model: str = DEFAULT_MODEL
     task: Task | None = None  # None: detected from the model folder
-    targets: list[str] = Field(default_factory=lambda: ["openvino-int8", "onnx-int8"])
+    targets: list[str] = Field(default_factory=lambda: list(DEFAULT_TARGETS))
     target_options: dict[str, dict] = Field(default_factory=dict)
     opset: int = Field(17, ge=17)
     calibration: CalibrationSpec = Field(default_factory=CalibrationSpec)

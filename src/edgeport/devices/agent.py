@@ -407,7 +407,7 @@ def serve_texts(folder, texts_file, batch, passes, warmup, threads, max_seconds=
         "tokens": {"mean": statistics.fmean(lengths), "p50": _percentile(lengths, 50), "p90": _percentile(lengths, 90),
                    "max": lengths[-1]},
         "buckets": info["buckets"], "settings": settings or {}, "samples_ms": [round(t, 4) for t in times],
-        "device": probe(),
+        "warnings": list(predictor.warnings), "device": probe(),
     }
 
 
@@ -484,21 +484,13 @@ def verify_outputs(folder, inputs_file, batch, threads, max_seconds=3600):
     out_path = os.path.splitext(os.path.abspath(inputs_file))[0] + ".outputs.npy"
     np.save(out_path, outputs)
     info = predictor.info()
-    runtime_info = dict(info["runtime"])
-    warnings = []
-    wanted = (predictor.manifest.get("runtime_config") or {}).get("execution_provider")
-    if predictor.manifest.get("format") == "onnx" and wanted and wanted != "CPUExecutionProvider":
-        runtime_info["requested_provider"] = wanted
-        runtime_info["execution_provider"] = "CPUExecutionProvider"
-        warnings.append("the artifact asks for %s; edgeport.runtime serves ONNX on the CPU provider, so these "
-                        "outputs are the CPU's" % wanted)
     return {
         "schema": AGENT_SCHEMA, "mode": "verify", "tool": "agent --verify",
         "outputs": out_path, "shape": list(outputs.shape), "dtype": "float32", "sha256": _file_sha256(out_path),
         "inputs": len(rows), "pairs": any(isinstance(text, tuple) for _, text in rows), "batch": batch,
         "threads": threads or os.cpu_count(), "seconds": round(time.perf_counter() - started, 3),
-        "runtime": runtime_info, "predictor": {k: v for k, v in info.items() if k != "runtime"},
-        "format": predictor.manifest.get("format"), "warnings": warnings,
+        "runtime": info["runtime"], "predictor": {k: v for k, v in info.items() if k != "runtime"},
+        "format": predictor.manifest.get("format"), "warnings": list(predictor.warnings),
         "device": probe(),
     }
 

@@ -45,16 +45,11 @@ class Family:
     name: str
     model_types: tuple[str, ...]
     inputs: tuple[str, ...]
-    block_pattern: str  # regex with one group: the block (layer) index in a module path
     roles: dict[str, str] = field(default_factory=dict)  # role -> regex on the module path
     anatomy: Anatomy | None = None
     # compression pass (recipe op) -> why it does not apply to this family
     cannot: dict[str, str] = field(default_factory=dict)
     shared_layers: bool = False  # one set of block weights applied repeatedly (ALBERT)
-
-    def block_of(self, module_path: str) -> int | None:
-        match = re.search(self.block_pattern, module_path)
-        return int(match.group(1)) if match else None
 
     def role_of(self, module_path: str) -> str:
         for role, pattern in self.roles.items():
@@ -83,7 +78,6 @@ BERT = Family(
     name="bert",
     model_types=("bert", "electra"),
     inputs=("input_ids", "attention_mask", "token_type_ids"),
-    block_pattern=r"encoder\.layer\.(\d+)\.",
     roles=_BERT_ROLES,
     anatomy=_BERT_ANATOMY,
 )
@@ -92,7 +86,6 @@ ROBERTA = Family(
     name="roberta",
     model_types=("roberta", "xlm-roberta", "camembert"),
     inputs=("input_ids", "attention_mask"),
-    block_pattern=r"encoder\.layer\.(\d+)\.",
     roles=_BERT_ROLES,
     anatomy=_BERT_ANATOMY,
 )
@@ -101,7 +94,6 @@ DISTILBERT = Family(
     name="distilbert",
     model_types=("distilbert",),
     inputs=("input_ids", "attention_mask"),
-    block_pattern=r"transformer\.layer\.(\d+)\.",
     roles={
         "embeddings": r"embeddings\.",
         "attn_qkv": r"attention\.(q_lin|k_lin|v_lin)$",
@@ -124,7 +116,6 @@ MODERNBERT = Family(
     name="modernbert",
     model_types=("modernbert",),
     inputs=("input_ids", "attention_mask"),
-    block_pattern=r"layers\.(\d+)\.",
     roles={
         "embeddings": r"embeddings\.",
         "attn_qkv": r"attn\.Wqkv$",
@@ -153,7 +144,6 @@ DEBERTA_V2 = Family(
     name="deberta-v2",
     model_types=("deberta-v2",),
     inputs=("input_ids", "attention_mask", "token_type_ids"),  # without token types when type_vocab_size is 0
-    block_pattern=r"encoder\.layer\.(\d+)\.",
     roles={
         "embeddings": r"(embeddings\.|rel_embeddings)",
         "attn_qkv": r"attention\.self\.(query_proj|key_proj|value_proj)$",
@@ -177,7 +167,6 @@ MPNET = Family(
     name="mpnet",
     model_types=("mpnet",),
     inputs=("input_ids", "attention_mask"),
-    block_pattern=r"encoder\.layer\.(\d+)\.",
     roles={
         "embeddings": r"(embeddings\.|relative_attention_bias)",
         "attn_qkv": r"attention\.attn\.(q|k|v)$",
@@ -201,7 +190,6 @@ ALBERT = Family(
     name="albert",
     model_types=("albert",),
     inputs=("input_ids", "attention_mask", "token_type_ids"),
-    block_pattern=r"albert_layer_groups\.(\d+)\.",
     roles={
         "embeddings": r"(embeddings\.|embedding_hidden_mapping_in)",
         "attn_qkv": r"attention\.(query|key|value)$",
@@ -230,7 +218,6 @@ MOBILEBERT = Family(
     name="mobilebert",
     model_types=("mobilebert",),
     inputs=("input_ids", "attention_mask", "token_type_ids"),
-    block_pattern=r"encoder\.layer\.(\d+)\.",
     roles={
         "embeddings": r"embeddings\.",
         "attn_qkv": r"attention\.self\.(query|key|value)$",

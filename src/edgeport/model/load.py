@@ -18,16 +18,12 @@ from typing import Any, Literal
 
 from edgeport.errors import InputError, ModelNotFoundError, UsageError
 from edgeport.model.families import Family, family_for
+from edgeport.recipe import DEFAULT_MODEL, TASKS, Task
 
-Task = Literal["feature-extraction", "text-classification", "text-pair-classification", "token-classification",
-               "question-answering"]
-TASKS: tuple[str, ...] = ("feature-extraction", "text-classification", "text-pair-classification",
-                          "token-classification", "question-answering")
 CLASSIFIER_TASKS = ("text-classification", "text-pair-classification")  # one label (or score) per input
 PAIR_TASKS = ("text-pair-classification", "question-answering")  # two texts per input (a pair; question, context)
 TOKEN_TASKS = ("token-classification", "question-answering")  # outputs per token
 SPEC_FILE = "edgeport.json"
-DEFAULT_MODEL = "minilm"
 
 
 @dataclass(frozen=True)

@@ -30,15 +30,30 @@ def read_manifest(folder: str) -> dict:
         return json.load(fh)
 
 
+def requested_provider(manifest: dict) -> str | None:
+    """The GPU execution provider an ONNX artifact was built for (amd-fp16: MIGraphX,
+    tensorrt-int8: TensorRT), which this runtime does not serve: it runs ONNX on the CPU
+    provider. None for every other artifact."""
+    wanted = (manifest.get("runtime_config") or {}).get("execution_provider")
+    if manifest.get("format") == "onnx" and wanted and wanted != "CPUExecutionProvider":
+        return wanted
+    return None
+
+
 class Predictor:
     """``embed(texts)`` -> float32 [n, hidden]; ``classify(texts)`` -> [{label, score}];
-    ``logits(texts)`` -> float32 [n, labels]."""
+    ``logits(texts)`` -> float32 [n, labels]. ``warnings``: what a caller must tell its user
+    (an artifact built for a GPU provider served on the CPU)."""
 
     def __init__(self, folder: str, manifest: dict, backend, encoder: TextEncoder, batch_size: int = DEFAULT_BATCH):
         self.folder, self.manifest, self.backend, self.encoder = folder, manifest, backend, encoder
         self.task = manifest.get("task") or "feature-extraction"
         self.batch_size = backend.batch or batch_size
         self.id2label = {int(k): v for k, v in (manifest.get("id2label") or {}).items()}
+        self.requested_provider = requested_provider(manifest)
+        self.warnings = [] if self.requested_provider is None else [
+            "the artifact asks for %s; edgeport.runtime serves ONNX on the CPU provider, so these results are "
+            "the CPU's (host-side), not the device's" % self.requested_provider]
 
     def run(self, texts) -> np.ndarray:
         """The graph's output for each text (or ``(text, text_pair)`` tuple), in order."""
@@ -76,9 +91,13 @@ class Predictor:
         return [{"label": self.id2label.get(int(k), str(int(k))), "score": float(p[k])} for k, p in zip(best, probs)]
 
     def info(self) -> dict:
+        runtime = self.backend.info()
+        if self.requested_provider is not None:
+            runtime = {**runtime, "execution_provider": "CPUExecutionProvider",
+                       "requested_provider": self.requested_provider}
         return {"target": self.manifest.get("target"), "task": self.task, "batch_size": self.batch_size,
                 "max_length": self.encoder.max_length, "buckets": list(self.backend.buckets or []) or None,
-                "runtime": self.backend.info()}
+                "runtime": runtime}
 
 
 def load(folder, threads: int | None = None, batch_size: int = DEFAULT_BATCH, settings: dict | None = None

@@ -39,4 +39,5 @@ def predict_texts(run_dir: Path, target: str, texts: list[str], texts_file: Path
         raise InputError(f"cannot serve {target}: {exc}",
                          hint=f"rebuild it: edgeport export MODEL --target {target} --out {run_dir}") from exc
     document["request_path"] = predictor.info()
+    document["warnings"] = list(predictor.warnings)
     return document

@@ -19,7 +19,7 @@ A sweep file (YAML)::
 A job's content key hashes what decides its outcome: the job's recipe with every local path
 replaced by the sha256 of its content (model folder, data files), the device and how it is
 reached, edgeport's code version and the tool versions. Paths in the sweep file are relative
-to the sweep file. Local inputs are shipped to the workers as bytes (no shared file system).
+to the sweep file; those in a recipe file it names, to the recipe file (as `edgeport run` reads it). Local inputs are shipped to the workers as bytes (no shared file system).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edgeport.errors import UsageError
-from edgeport.recipe import BudgetSpec, CompressSpec, Recipe, data_mappings, recipe_from_dict
+from edgeport.recipe import BudgetSpec, CompressSpec, Recipe, data_mappings, recipe_from_dict, recipe_from_yaml
 from edgeport.runs import cache_key, code_version, hash_path, tool_versions
 
 INPUT_PREFIX = "@input/"  # a local path in a job's recipe: @input/<sha256>[/<file name>]
@@ -130,13 +130,10 @@ def sweep_from_dict(data: dict) -> SweepSpec:
 
 
 def _base_recipe(spec: SweepSpec, base_dir: Path) -> dict:
+    """The base recipe as a mapping: inline (its paths relative to the sweep file), or a recipe
+    file read as `edgeport run` reads it (a mapping, validated, its paths relative to itself)."""
     if isinstance(spec.recipe, str):
-        path = (base_dir / spec.recipe)
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise UsageError(f"cannot read the sweep's recipe '{path}': {exc}".splitlines()[0]) from exc
-        return data if isinstance(data, dict) else {}
+        return recipe_from_yaml(base_dir / spec.recipe).model_dump(mode="json")
     return dict(spec.recipe)
 
 
