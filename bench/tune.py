@@ -50,6 +50,8 @@ def _uncompressed(work: Path, budget_data, ui):
     from edgeport.stages.flow import run_export
 
     data = {"model": str(MODEL), "targets": ["openvino-int8"], "profile": {"enabled": False},
+            # the plugin's default precision for the unquantized ops, as the tuned INT4 artifact has
+            "target_options": {"openvino-int8": {"inference_precision": None}},
             "calibration": {"data": {"path": str(TRAIN), "text_column": "sentence"}, "size": 300},
             "eval": {"path": str(DEV), "text_column": "sentence", "label_column": "label"},
             "budget": {"min_fidelity": None, "data": budget_data.model_dump(mode="json", exclude_none=True)}}

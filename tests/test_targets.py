@@ -144,13 +144,16 @@ def test_registry_errors(monkeypatch):
 def test_openvino_inference_precision_is_recorded_and_applied(tiny_ctx, tmp_path):
     loaded, ctx = tiny_ctx
     target = registry.get("openvino-int8")
-    ctx = replace(ctx, options=target.Options(inference_precision="f32"))
+    assert target.Options().inference_precision == "f32"  # openvino-int8's default: fallback layers stay exact
+    ctx = replace(ctx, options=target.Options())
     manifest = target.build(ctx, tmp_path)
     assert manifest.runtime_config == {"INFERENCE_PRECISION_HINT": "f32"}
     assert target.runner(tmp_path).info()["inference_precision"] == "f32"  # the option's own name
     from edgeport.devices.local_profile import profile_local
     from edgeport.recipe import ProfileSpec
     assert profile_local(tmp_path, ProfileSpec(runs=2, warmup=0)).runtime["inference_precision"] == "f32"
+    plugin_default = target.Options(inference_precision=None)  # null: the device plugin's own choice
+    assert target.build(replace(ctx, options=plugin_default), tmp_path / "default").runtime_config == {}
 
 
 def test_missing_module_hints(monkeypatch):
