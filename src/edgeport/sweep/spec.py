@@ -19,7 +19,8 @@ A sweep file (YAML)::
 A job's content key hashes what decides its outcome: the job's recipe with every local path
 replaced by the sha256 of its content (model folder, data files), the device and how it is
 reached, edgeport's code version and the tool versions. Paths in the sweep file are relative
-to the sweep file; those in a recipe file it names, to the recipe file (as `edgeport run` reads it). Local inputs are shipped to the workers as bytes (no shared file system).
+to the sweep file; those in a recipe file it names, to the recipe file (as `edgeport run` reads
+it). Local inputs are shipped to the workers as bytes (no shared file system).
 """
 
 from __future__ import annotations
