@@ -49,6 +49,7 @@ def _outputs_match(loaded, runner, threshold):
     ("openvino-fp16", {}, 0.999),
     ("openvino-int8", {}, 0.9),
     ("openvino-int8", {"source": "onnx"}, 0.9),
+    ("openvino-int8", {"tables": "int4"}, 0.9),
     ("openvino-int4", {"group_size": "16"}, 0.9),
     ("openvino-int8-qat", {"steps": "20", "lr": "1e-4"}, 0.9),
 ])
@@ -73,15 +74,29 @@ def test_target_builds_and_runs(tiny_ctx, tmp_path, name, options, threshold):
         # model, where 20 steps move it by a few percent either way: measured 0.95-1.05x); fine-tuning
         # must not drift away from it (its IR's INT8 ops are read below)
         assert qat["steps"] == 20 and 0 < qat["last_loss"] <= 1.5 * qat["first_loss"], qat
-    if name in ("openvino-int8", "openvino-int8-qat"):  # the embedding table is gathered as int8 rows
+    if name in ("openvino-int8", "openvino-int8-qat") and "tables" not in options:  # gathered as int8 rows
         import openvino as ov
         tables = [op.input_value(0).get_node() for op in ov.Core().read_model(str(tmp_path / "model.xml")).get_ops()
                   if op.get_type_name() == "Gather" and op.input_value(0).get_node().get_type_name() == "Constant"]
         assert [t for t in tables if t.get_output_element_type(0) == ov.Type.i8
                 and list(t.get_output_shape(0))[0] == loaded.tokenizer.vocab_size]
         assert any("word_embeddings" in n for n in manifest.details["int8_tables_gathered_as_int8"])
+    if options.get("tables") == "int4":  # the tables INT4, the matmuls still INT8 (fake-quantized)
+        assert _int4_word_table(tmp_path, loaded.tokenizer.vocab_size)
+        assert any("word_embeddings" in n for n in manifest.details["int4_tables"])
+        assert manifest.details["int8_tables_gathered_as_int8"] == [] and manifest.precision["tables"]
+        assert "FakeQuantize" in _low_precision_ops(tmp_path, name, options)
     if target.precision in ("int8", "int4"):  # read from the artifact: it really is low precision
         assert _low_precision_ops(tmp_path, name, options), name  # (sizes: the MiniLM end-to-end test)
+
+
+def _int4_word_table(folder, vocab_size: int) -> list[str]:
+    """The artifact's INT4 constants with a row per vocabulary entry (NNCF stores a grouped
+    table as rows x groups x group size), read from the IR."""
+    import openvino as ov
+    return [op.get_friendly_name() for op in ov.Core().read_model(str(folder / "model.xml")).get_ops()
+            if op.get_type_name() == "Constant" and op.get_output_element_type(0) == ov.Type.i4
+            and list(op.get_output_shape(0))[0] == vocab_size]
 
 
 def _low_precision_ops(folder, name: str, options: dict) -> set[str]:
@@ -214,3 +229,15 @@ def test_a_target_refuses_a_family_before_building(tiny_models, run_cli, tmp_pat
     code, _, err = run_cli("export", folder, "--target", "onnx-fp32,onnx-int8", "--no-profile", "--out", tmp_path / "r")
     assert code == 2 and "onnx-int8 cannot handle mpnet models: a stand-in reason" in err
     assert not (tmp_path / "r").exists()
+
+
+def test_int4_tables_leave_the_budgets_fallback_tables_float(tiny_ctx, tmp_path):
+    """openvino-int8 with tables=int4: a table the budget keeps in fp32 is neither INT8 nor INT4."""
+    loaded, ctx = tiny_ctx
+    target = registry.get("openvino-int8")
+    ctx = replace(ctx, options=target.Options(tables="int4"), keep_fp=("embeddings.word_embeddings",))
+    manifest = target.build(ctx, tmp_path)
+    assert not any("word_embeddings" in n for n in manifest.details["int4_tables"])
+    assert any("word_embeddings" in n for n in manifest.details["nncf"]["ignored_scope"])
+    assert not _int4_word_table(tmp_path, loaded.tokenizer.vocab_size)
+    _outputs_match(loaded, target.runner(tmp_path), 0.9)

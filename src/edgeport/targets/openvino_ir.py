@@ -43,6 +43,9 @@ class OpenVinoInt8Options(OpenVinoOptions):
     inference_precision: Literal["f32", "bf16", "f16"] | None = Field(
         "f32", description="precision of the ops left unquantized and of the budget's fallback layers "
         "[f32; null: the device plugin's default, bf16 on AVX512-BF16/AMX CPUs]")
+    tables: Literal["int8", "int4"] = Field(
+        "int8", description="the embedding tables (what the model gathers rows from, not a matmul): INT8 "
+        "like the matmuls, or INT4 weights in groups of 32 (half their bytes; the matmuls stay INT8)")
 
 
 class OpenVinoInt4Options(OpenVinoOptions):
@@ -162,7 +165,7 @@ class _NncfTarget(_OpenVinoTarget):
         model, source = prepared or _ov_model(ctx)
         model = model.clone()
         kept = _matmuls_of(model, ctx.keep_fp)
-        return model, source, kept, ({"ignored_scope": nncf.IgnoredScope(names=kept)} if kept else {})
+        return model, source, kept, _ignoring(kept, [])
 
 
 class OpenVinoInt8(_NncfTarget):
@@ -180,20 +183,27 @@ class OpenVinoInt8(_NncfTarget):
         import nncf
         import openvino as ov
 
-        model, source, kept, kwargs = self._nncf_model(ctx, prepared)
+        model, source, kept, _ = self._nncf_model(ctx, prepared)
+        int4_tables = ctx.options.tables == "int4"
         samples = list(ctx.calibration.feeds(batch_size=1))
         quantized = nncf.quantize(
             model, nncf.Dataset(samples), model_type=nncf.ModelType.TRANSFORMER,
-            subset_size=len(samples), **kwargs,
+            subset_size=len(samples), **_ignoring(kept, ["Gather"] if int4_tables else []),
         )
+        tables = []
+        if int4_tables:
+            quantized, tables = _int4_tables(quantized, kept)
         rows_first = gather_rows_first(quantized)
         ov.save_model(quantized, str(out / MODEL_XML), compress_to_fp16=False)
-        return Built(FILES, f"openvino-ir-from-{source}, nncf int8 (transformer preset)",
-                     {"default": "int8", "fp32_layers": list(ctx.keep_fp)},
+        precision = {"default": "int8", "fp32_layers": list(ctx.keep_fp)}
+        if int4_tables:
+            precision["tables"] = f"int4_sym, groups of {TABLE_GROUP_SIZE}"
+        return Built(FILES, f"openvino-ir-from-{source}, nncf int8 (transformer preset)"
+                     + (", int4 embedding tables" if int4_tables else ""), precision,
                      runtime_config=runtime_config(ctx.options), calibration=ctx.calibration.summary(),
                      details={"nncf": {"model_type": "transformer", "subset_size": len(samples),
                                        "ignored_scope": kept},
-                              "int8_tables_gathered_as_int8": rows_first})
+                              "int4_tables": tables, "int8_tables_gathered_as_int8": rows_first})
 
 
 class OpenVinoInt4(_NncfTarget):
@@ -249,6 +259,42 @@ GROUP_SIZE_HINT = ("set --option openvino-int4.group_size_fallback=adjust (a gro
 def _group_size_refusal(group_size: int, layers: list[str]) -> str:
     return f"openvino-int4: group_size {group_size} does not divide the input size of {len(layers)} layer(s): " \
            + "; ".join(layers)
+
+
+TABLE_GROUP_SIZE = 32  # divides the widths of low-rank tables (a rank of 160, 96, ...) and the hidden size
+
+
+def _ignoring(names: list[str], types: list[str]) -> dict:
+    """NNCF keyword arguments that leave these nodes and op types alone."""
+    import nncf
+
+    if not names and not types:
+        return {}
+    return {"ignored_scope": nncf.IgnoredScope(names=names, types=types, validate=False)}
+
+
+def _int4_tables(model, kept: list[str]) -> list[str]:
+    """Compress ``model``'s embedding tables (the Gathers NNCF's INT8 pass left alone) to INT4
+    weights, in place; the budget's fallback tables stay float. The CPU plugin gathers them
+    compressed (GatherCompressed): unlike INT8 tables (openvino_gather), an INT4 table is not
+    unfolded to fp32 in a model that also has FakeQuantize ops. Returns the model and the
+    compressed tables."""
+    import nncf
+    from nncf.quantization.advanced_parameters import AdvancedCompressionParameters
+
+    before = _gathered_constants(model)
+    model = nncf.compress_weights(model, mode=nncf.CompressWeightsMode.INT4_SYM, group_size=TABLE_GROUP_SIZE,
+                          all_layers=True, **_ignoring(kept, ["MatMul"]),
+                          advanced_parameters=AdvancedCompressionParameters(
+                              group_size_fallback_mode=nncf.GroupSizeFallbackMode.ADJUST))
+    return model, sorted(set(before) - set(_gathered_constants(model)))
+
+
+def _gathered_constants(model) -> list[str]:
+    """The Gathers of ``model`` that read a float constant table directly."""
+    return [op.get_friendly_name() for op in model.get_ordered_ops() if op.get_type_name() == "Gather"
+            and op.input_value(0).get_node().get_type_name() == "Constant"
+            and op.input_value(0).get_element_type().is_real()]
 
 
 def _matmuls_of(model, modules: tuple[str, ...]) -> list[str]:
