@@ -107,6 +107,12 @@ def test_a_trials_recipe_keeps_selection_and_report_apart(tmp_path):
             "target_options": {"openvino-int4": {"all_layers": True, "group_size_fallback": "adjust"}}}
     int4 = recipe_from_dict(recipe_for(base, {"blocks": 4}, 6, train, choose, None, None))
     assert int4.targets == ["openvino-int4"] and int4.target_options["openvino-int4"]["all_layers"] is True
+    # a space over targets: each trial carries its own target's options only (a run refuses the others')
+    base["target_options"]["openvino-int8"] = {"tables": "int4", "inference_precision": None}
+    for target in ("openvino-int4", "openvino-int8"):
+        trial = recipe_from_dict(recipe_for(base, {"blocks": 4, "target": target}, 6, train, choose, None, None))
+        assert trial.targets == [target] and list(trial.target_options) == [target]
+    assert trial.target_options["openvino-int8"] == {"tables": "int4", "inference_precision": None}
 
 
 def _trial(number, drop, size, p50, feasible=True):

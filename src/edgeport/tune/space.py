@@ -68,8 +68,10 @@ def recipe_for(base: dict, params: dict, layers: int, train: DataSpec, choose: D
     if unknown:
         raise ValueError(f"unknown parameters {unknown}")
     recipe = {key: value for key, value in base.items() if key not in ("compress", "eval", "budget")}
-    if "target" in params:
+    if "target" in params:  # the trial's target, with the base recipe's options for it (not the others')
         recipe["targets"] = [params["target"]]
+        recipe["target_options"] = {name: options for name, options in (base.get("target_options") or {}).items()
+                                    if name == params["target"]}
     budget = {**(base.get("budget") or {}), "data": _data(choose)}
     if "int8_max_drop" in params:  # an accuracy budget: the fidelity floor of the base recipe is off
         budget.update({"max_drop": params["int8_max_drop"], "min_fidelity": None})
