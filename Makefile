@@ -8,7 +8,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.edgeport-installed
 
-.PHONY: setup setup-tensorrt test-venvs demo test bench bench-x86 bench-int8 bench-ssh bench-budget bench-compress bench-request bench-gpu bench-mrpc bench-sweep bench-tune readme-check matrix system-deps clean
+.PHONY: setup setup-tensorrt test-venvs demo test bench bench-x86 bench-int8 bench-ssh bench-budget bench-compress bench-request bench-gpu bench-mrpc bench-sweep bench-tune bench-tuned-targets readme-check matrix system-deps clean
 
 setup: $(STAMP)
 
@@ -97,6 +97,11 @@ bench-sweep: setup
 # OpenVINO INT8 artifact and PyTorch (needs ../shared; about 1.5 h here).
 bench-tune: setup
 	$(BIN)/python bench/tune.py
+
+# The tuned recipe's student compressed once and built as openvino-int4 and as openvino-int8 with
+# INT4 tables, timed beside the uncompressed OpenVINO INT8 artifact (needs ../shared; about 45 min).
+bench-tuned-targets: setup
+	$(BIN)/python bench/tuned_targets.py
 
 # The README's measured tables, re-rendered from bench/results/*.json: fails when they differ.
 readme-check: setup
