@@ -107,8 +107,8 @@ def render(document: dict) -> list[str]:
     names = list(arts)
     original, baseline = arts[names[0]]["dev_accuracy"], arts[names[1]]["median"]
     lines = [provenance_line(document, "bench/tuned_targets.py"), "",
-             f"`{document['recipe']}` compressed once ({document['parameters']:,} parameters, "
-             f"{document['run_seconds'] / 60:.0f} min with both builds), built two ways; side by side, batch 1 x 128, "
+             f"`{document['recipe']}` compressed once ({document['parameters']:,} parameters), built two ways; "
+             "side by side, batch 1 x 128, "
              f"{document['rounds']} rounds x {document['runs']} runs, each in its own process (host-side, this "
              "machine). Fallback layers chosen on the 2,000 selection rows; accuracy on dev.tsv, which chose nothing.",
              "", "| artifact | size MB | × smaller than fp32 weights | p50 ms (spread) | × faster than uncompressed "
