@@ -50,6 +50,19 @@ def _leftovers():
     return device_scratch_folders()
 
 
+def _new_leftovers(before: set, wait_s: float = 30.0) -> set:
+    """Scratch folders that appeared since ``before`` and are still there after up to
+    ``wait_s``: the device's scratch space is this machine's /tmp, which a test on another
+    pytest-xdist worker may be using at the same moment (its folder goes when its step ends;
+    a leaked one never does)."""
+    import time
+
+    deadline = time.monotonic() + wait_s
+    while (new := set(_leftovers()) - set(before)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return new
+
+
 def _one_error(stderr: str) -> str:
     errors = [line for line in stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1, stderr
@@ -79,7 +92,7 @@ def test_profile_without_sftp_copies_over_the_exec_channel(sshd_without_sftp, ru
     prof = json.loads(stdout)["targets"]["onnx-fp32"]["profiles"][label]
     assert prof["environment"]["copy"] == "exec" and prof["environment"]["transport"] == "ssh"
     assert 0 < prof["latency_ms"]["p50"] and prof["runtime"]["name"] == "onnxruntime"
-    assert _leftovers() == before
+    assert _new_leftovers(before) == set()
 
 
 def test_devices_check_without_sftp(sshd_without_sftp, run_cli):
@@ -149,7 +162,7 @@ def test_python_too_old_for_the_agent(sshd, run_folder, run_cli, tmp_path):
     assert "is 3.6; the agent needs 3.8 or newer" in line and str(stand_in) in line
     assert "hint: pass --remote-python" in stderr
     assert (run_folder / "results.json").read_text() == results
-    assert _leftovers() == before
+    assert _new_leftovers(before) == set()
 
 
 def test_python_missing_on_the_device(sshd, run_folder, run_cli, tmp_path):
@@ -173,7 +186,7 @@ def test_run_that_takes_too_long_stops_on_the_device(sshd, run_folder, run_cli, 
     assert code == 6 and time.monotonic() - started < 30
     assert "the agent's time budget ran out" in _one_error(stderr)
     assert (run_folder / "results.json").read_text() == results
-    assert _leftovers() == before  # the scratch folder was removed after the timeout
+    assert _new_leftovers(before) == set()  # the scratch folder was removed after the timeout
     assert processes_under(sshd.process.pid, "edgeport_agent.py") == []
 
 
