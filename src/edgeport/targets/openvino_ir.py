@@ -155,8 +155,7 @@ class _NncfTarget(_OpenVinoTarget):
 
     @staticmethod
     def _nncf_model(ctx: BuildContext, prepared):
-        """(a copy of the converted OpenVINO model, its source, names kept float, NNCF keyword
-        arguments for them)."""
+        """(a copy of the converted OpenVINO model, its source, names kept float)."""
         import logging
 
         import nncf
@@ -165,7 +164,7 @@ class _NncfTarget(_OpenVinoTarget):
         model, source = prepared or _ov_model(ctx)
         model = model.clone()
         kept = _matmuls_of(model, ctx.keep_fp)
-        return model, source, kept, _ignoring(kept, [])
+        return model, source, kept
 
 
 class OpenVinoInt8(_NncfTarget):
@@ -190,7 +189,7 @@ class OpenVinoInt8(_NncfTarget):
         import nncf
         import openvino as ov
 
-        model, source, kept, _ = self._nncf_model(ctx, prepared)
+        model, source, kept = self._nncf_model(ctx, prepared)
         int4_tables = ctx.options.tables == "int4"
         samples = list(ctx.calibration.feeds(batch_size=1))
         quantized = nncf.quantize(
@@ -228,14 +227,15 @@ class OpenVinoInt4(_NncfTarget):
 
         from nncf.quantization.advanced_parameters import AdvancedCompressionParameters
 
-        model, source, kept, kwargs = self._nncf_model(ctx, prepared)
+        model, source, kept = self._nncf_model(ctx, prepared)
         opts = ctx.options
         fallback = getattr(nncf.GroupSizeFallbackMode, opts.group_size_fallback.upper())
         try:  # supports_weights refused the shapes it could read before the export; NNCF checks every layer
             compressed = nncf.compress_weights(
                 model, mode=getattr(nncf.CompressWeightsMode, opts.mode.upper()),
                 group_size=opts.group_size, ratio=opts.ratio, all_layers=opts.all_layers,
-                advanced_parameters=AdvancedCompressionParameters(group_size_fallback_mode=fallback), **kwargs)
+                advanced_parameters=AdvancedCompressionParameters(group_size_fallback_mode=fallback),
+                **_ignoring(kept, []))
         except nncf.InvalidGroupSizeError as exc:
             layers = [line.strip() for line in str(exc).splitlines() if line.startswith("\t")]
             raise UsageError(_group_size_refusal(opts.group_size, layers), hint=GROUP_SIZE_HINT) from None
@@ -272,12 +272,13 @@ TABLE_GROUP_SIZE = 32  # divides the widths of low-rank tables (a rank of 160, 9
 
 
 def _ignoring(names: list[str], types: list[str]) -> dict:
-    """NNCF keyword arguments that leave these nodes and op types alone."""
+    """NNCF keyword arguments that leave these nodes and op types alone (the names checked
+    against the model, as NNCF does by default, unless op types are given: a model may lack one)."""
     import nncf
 
     if not names and not types:
         return {}
-    return {"ignored_scope": nncf.IgnoredScope(names=names, types=types, validate=False)}
+    return {"ignored_scope": nncf.IgnoredScope(names=names, types=types, validate=not types)}
 
 
 def _int4_tables(model, kept: list[str]):
