@@ -115,6 +115,39 @@ def test_a_trials_recipe_keeps_selection_and_report_apart(tmp_path):
     assert trial.target_options["openvino-int8"] == {"tables": "int4", "inference_precision": None}
 
 
+def test_an_untrained_build_keeps_the_trials_shapes_and_nothing_else(tmp_path):
+    """The build a tune weighs before distilling a trial: every shape-changing pass on the same
+    data, no distillation, no budget (no fallback layers), no grading, no profile."""
+    from edgeport.recipe import SplitSpec, recipe_from_dict
+    from edgeport.tune.run import _fits_now
+    from edgeport.tune.space import untrained
+    from edgeport.tune.spec import Limits
+
+    file = DataSpec(path=tmp_path / "train.tsv", label_column="label")
+    train = file.model_copy(update={"split": SplitSpec(part="rest", size=10)})
+    choose = file.model_copy(update={"split": SplitSpec(part="selection", size=10)})
+    params = {"blocks": 3, "heads": 0.5, "ffn": 0.2, "embedding_rank": 96, "prune_vocab": True, "epochs": 2,
+              "int8_max_drop": 0.5}
+    base = {"model": "minilm", "targets": ["openvino-int8"], "calibration": {"size": 300},
+            "target_options": {"openvino-int8": {"tables": "int4"}}}
+    trial = recipe_for(base, params, 6, train, choose, None, 4.0)
+    weighed = recipe_from_dict(untrained(trial))
+    assert [s.op for s in weighed.compress.steps] == ["prune_vocab", "drop_blocks", "prune_heads", "prune_ffn",
+                                                      "low_rank"]
+    assert [s.model_dump() for s in weighed.compress.steps] == [s.model_dump()
+                                                                for s in recipe_from_dict(trial).compress.steps[:-1]]
+    assert weighed.compress.data == train and weighed.calibration.data == train and weighed.calibration.size == 16
+    assert weighed.eval is None and weighed.profile.enabled is False
+    assert weighed.budget.max_drop is None and weighed.budget.min_fidelity is None and weighed.budget.data is None
+    assert weighed.targets == ["openvino-int8"] and weighed.target_options == {"openvino-int8": {"tables": "int4"}}
+    assert trial["compress"]["steps"][-1]["op"] == "distill"  # the trial's own recipe is left as it was
+    # a resumed tune forgets a size-pruned trial that its new limit lets through, and keeps the others
+    pruned = Trial(number=0, params={}, state="pruned", pruned_by="size", size_mb=3.2, feasible=False)
+    assert _fits_now(pruned, Limits(max_size_mb=3.5)) and _fits_now(pruned, Limits(max_size_mb=None))
+    assert not _fits_now(pruned, Limits(max_size_mb=3.0))
+    assert not _fits_now(pruned.model_copy(update={"pruned_by": "distillation"}), Limits(max_size_mb=3.5))
+
+
 def _trial(number, drop, size, p50, feasible=True):
     score = SetScore(set="selection", source="s", samples=10, original=90.0, artifact=90.0 - drop, drop_points=drop)
     return Trial(number=number, params={}, state="complete", selection=score, size_mb=size, p50_ms=p50,
@@ -227,7 +260,8 @@ def test_tune_runs_end_to_end_grades_the_front_and_resumes(tiny_models, tmp_path
     assert "| trial |" in (out / "tune.md").read_text()
 
     # resumed with one more trial and a limit nothing meets: the finished trials join the study and
-    # are judged again, one new trial runs, and the tune says no trial met the limits (exit 5)
+    # are judged again, the new trial is pruned by its untrained build before any distillation, and
+    # the tune says no trial met the limits (exit 5)
     spec = yaml.safe_load(path.read_text())
     spec["limits"]["max_size_mb"] = 0.001
     path.write_text(yaml.safe_dump(spec))
@@ -239,7 +273,18 @@ def test_tune_runs_end_to_end_grades_the_front_and_resumes(tiny_models, tmp_path
     assert Path(again["recipes"]["closest"]).is_file() and "best" not in again["recipes"]
     assert sum(t["ablation_of"] is None for t in again["trials"]) == 4
     assert [t["key"] for t in again["trials"][:4]] == [t["key"] for t in doc["trials"]]
-    assert again["trials"][4]["number"] == 4 and again["trials"][4]["ablation_of"] is None
+    new = again["trials"][4]
+    new_steps = steps_for(new["params"], 2, None)
+    assert new["number"] == 4 and new["ablation_of"] is None
+    assert (new["state"], new["pruned_by"], new["selection"], new["report"]) == ("pruned", "size", None, None)
+    assert new["size_mb"] > 0.001 and new["violations"] == [f"size {new['size_mb']:.2f} > 0.001 MB untrained, "
+                                                             "before distillation"]
+    weighed = json.loads((out / "jobs" / new["key"][:16] / "job.json").read_text())
+    assert weighed["device"] is None and weighed["recipe"].get("eval") is None  # not profiled on the board, not graded
+    built = json.loads((out / "jobs" / new["key"][:16] / "results.json").read_text())
+    assert [p["op"] for p in built["compression"]["passes"]] == [s["op"] for s in new_steps][:-1]  # all but distill
+    assert built["targets"]["onnx-int8"]["size_mb"] == new["size_mb"] and built["targets"]["onnx-int8"]["fallback"] is None
+    assert "| pruned (size) |" in (out / "tune.md").read_text()
 
 
 def test_tune_refuses_bad_files_early(tiny_models, tmp_path, run_cli):

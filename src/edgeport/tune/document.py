@@ -44,6 +44,9 @@ class Trial(_Strict):
     feasible: bool | None = None
     violations: list[str] = Field(default_factory=list)
     error: dict | None = None
+    # a pruned trial: abandoned after distillation's first epoch, or before distillation because its
+    # untrained student was already over the size limit (its size_mb and violations say by how much)
+    pruned_by: Literal["distillation", "size"] | None = None
     ran_on: str | None = None
     seconds: float | None = None
     cached: bool = False

@@ -15,6 +15,8 @@ from edgeport.tune.document import SetScore, Trial
 
 def trial_line(trial: Trial) -> str:
     head = f"trial {trial.number} {trial.params}: "
+    if trial.pruned_by == "size":
+        return head + f"pruned, not trained: {'; '.join(trial.violations)}" + (" (ran earlier)" if trial.cached else "")
     if trial.state != "complete":
         return head + f"{trial.state}: {(trial.error or {}).get('message', '')}"
     s = trial.selection
@@ -65,7 +67,8 @@ def _rows(document: dict) -> list[list[str]]:
                 else "front" if t["number"] in front else "")
         if t.get("ablation_of") is not None:
             mark = f"ablation of {t['ablation_of']}: " + ", ".join(f"{k}={v}" for k, v in t["changed"].items())
-        rows.append([str(t["number"]), mark, t["state"], _fmt(sel.get("artifact")), _fmt(sel.get("drop_points"), "+.2f"),
+        state = f"pruned ({t['pruned_by']})" if t.get("pruned_by") else t["state"]
+        rows.append([str(t["number"]), mark, state, _fmt(sel.get("artifact")), _fmt(sel.get("drop_points"), "+.2f"),
                      _fmt(t.get("size_mb")), _fmt(t.get("p50_ms")), "yes" if t.get("feasible") else "no",
                      _fmt(rep.get("artifact")), _fmt(rep.get("drop_points"), "+.2f"),
                      ", ".join(f"{k}={v}" for k, v in t["params"].items())])

@@ -23,12 +23,13 @@ from edgeport.recipe import (DEFAULT_MODEL, DataSpec, Recipe, anchored, data_map
 from edgeport.runs import atomic_write_text, cache_key, read_json, write_json
 from edgeport.sweep.folder import finished, write_job
 from edgeport.sweep.report import pareto
+from edgeport.sweep.spec import Plan
 from edgeport.tune import report, search
 from edgeport.tune.document import Sets, Trial, TuneDocument
-from edgeport.tune.space import recipe_for
+from edgeport.tune.space import recipe_for, untrained
 from edgeport.tune.spec import TuneSpec, read_tune
 from edgeport.tune.splits import tune_sets
-from edgeport.tune.trials import job_for, merged, trial_from, violations
+from edgeport.tune.trials import job_for, merged, oversize_from, trial_from, violations
 from edgeport.ui import UI
 
 DOCUMENT = "tune.json"
@@ -80,6 +81,7 @@ class _Tune:
         previous = _previous(out, resume, self.spec_sha)
         self.created = previous["created"] if previous else time.strftime("%Y-%m-%dT%H:%M:%S%z")
         self.trials = [_judged(Trial.model_validate(t), spec.limits) for t in (previous or {}).get("trials", [])]
+        self.trials = [t for t in self.trials if not _fits_now(t, spec.limits)]
         self.original, self.layers = _layers(self.recipe)  # refused here, before any trial, if not a classifier
         self.training = _data_spec(spec.data, base_dir)
         self.report_records = records_from_spec(self.recipe.eval, need_labels=True)
@@ -119,33 +121,64 @@ class _Tune:
         write_json(self.out / DOCUMENT, document.document())
 
     def run_batch(self, batch: list[tuple[int, dict]]) -> list[Trial]:
-        """Run a batch of trials as sweep jobs (a recipe that ran before is read back)."""
+        """Run a batch of trials as sweep jobs (a recipe that ran before is read back), those whose
+        untrained student is already over the size limit pruned first (``prune.oversize``)."""
+        spec, out = self.spec, self.out
+        params_of = dict(batch)
+        results = self._oversize(batch)
+        plans = {number: job_for(spec, self._trial_recipe(params), number, out)
+                 for number, params in batch if number not in results}
+
+        def ended(number: int, record: dict) -> None:
+            results[number] = trial_from(number, params_of[number], record, out, plans[number].jobs[0], spec)
+            self.ui.info(report.trial_line(results[number]))
+
+        self._run(plans, ended)
+        return [results[number] for number, _ in batch]
+
+    def _oversize(self, batch: list[tuple[int, dict]]) -> dict[int, Trial]:
+        """The trials of ``batch`` pruned (or failed) by their untrained build, before distillation."""
+        limit = self.spec.limits.max_size_mb
+        if limit is None or not self.spec.prune.oversize:
+            return {}
+        params_of = dict(batch)
+        plans = {number: job_for(self.spec, untrained(self._trial_recipe(params)), number, self.out, profiled=False)
+                 for number, params in batch}
+        stopped: dict[int, Trial] = {}
+
+        def weighed(number: int, record: dict) -> None:
+            trial = oversize_from(number, params_of[number], record, plans[number].jobs[0], limit)
+            if trial is not None:
+                stopped[number] = trial
+                self.ui.info(report.trial_line(trial))
+
+        with self.ui.step(f"weighing the untrained students of trials {batch[0][0]}-{batch[-1][0]} "
+                          f"against max_size_mb {limit}"):
+            self._run(plans, weighed)
+        return stopped
+
+    def _run(self, plans: dict[int, Plan], ended) -> None:
+        """Each plan's one job on the engine, ``ended(number, record)`` as it ends; a job that
+        finished before (same recipe, this tune folder) is read back, and one the sampler asked
+        for twice runs once."""
         from edgeport.sweep.engine import run_jobs
 
-        spec, out = self.spec, self.out
-        plans = {number: job_for(spec, self._trial_recipe(params), number, out) for number, params in batch}
-        params_of = dict(batch)
-        results: dict[int, Trial] = {}
-        by_key: dict[str, list[int]] = {}  # the sampler may ask for one recipe twice in a batch
-        for number, params in batch:
-            job = plans[number].jobs[0]
-            record = finished(out, job)
-            if record:  # this recipe ran before (the sampler may ask for one twice): read back
-                results[number] = trial_from(number, params, {**record, "cached": True}, out, job, spec)
-                self.ui.info(report.trial_line(results[number]))
+        by_key: dict[str, list[int]] = {}
+        for number, plan in plans.items():
+            record = finished(self.out, plan.jobs[0])
+            if record:
+                ended(number, {**record, "cached": True})
             else:
-                by_key.setdefault(job.key, []).append(number)
+                by_key.setdefault(plan.jobs[0].key, []).append(number)
 
         def on_done(job, build, profile, error) -> None:
-            record = write_job(out, job, build, profile, error)
+            record = write_job(self.out, job, build, profile, error)
             for number in by_key[job.key]:
-                results[number] = trial_from(number, params_of[number], record, out, job, spec)
-                self.ui.info(report.trial_line(results[number]))
+                ended(number, record)
 
         if by_key:
             unique = [plans[numbers[0]] for numbers in by_key.values()]
             run_jobs(merged(unique), [plan.jobs[0] for plan in unique], on_done, self.ui)
-        return [results[number] for number, _ in batch]
 
     def _trial_recipe(self, params: dict) -> dict:
         return recipe_for(self.base, params, self.layers, self.train, self.choose, None, self.spec.prune.give_up_drop)
@@ -262,6 +295,12 @@ def _judged(trial: Trial, limits) -> Trial:
         return trial
     missed = violations(limits, trial.selection.drop_points, trial.size_mb, trial.p50_ms)
     return trial.model_copy(update={"violations": missed, "feasible": not missed})
+
+
+def _fits_now(trial: Trial, limits) -> bool:
+    """A trial pruned for its untrained size that the (new) size limit lets through: it is
+    dropped from a resumed tune, so the search may ask for it again."""
+    return trial.pruned_by == "size" and (limits.max_size_mb is None or trial.size_mb <= limits.max_size_mb)
 
 
 WHAT = {"best": "the best feasible trial", "closest": "no trial met every limit: the one that misses least"}

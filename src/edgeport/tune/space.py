@@ -3,7 +3,9 @@
 ``recipe_for`` is pure: parameters in, the recipe's JSON out, in the pass order every hand
 recipe uses (vocabulary, blocks, heads, FFN, embedding rank, then distillation), with the
 tune's training rows for the passes, its selection rows as the data the trial is ranked on
-and the INT8 budget chooses on, and the give-up rule of the tune's pruning.
+and the INT8 budget chooses on, and the give-up rule of the tune's pruning. ``untrained``
+is a trial's recipe less what does not change the artifact's shapes: the build the tune's
+size pruning weighs.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ DISTILL = {"epochs": "epochs", "lr": "lr", "temperature": "temperature", "hidden
 
 def optuna_module():
     return import_optional("optuna", "Optuna", "`edgeport tune` searches with it", "tune", "optuna==5.0.0")
+
+
+UNTRAINED_CALIBRATION = 16  # texts: an untrained build is weighed, not graded; its ranges change no byte
 
 
 def distributions(spec: TuneSpec) -> dict:
@@ -80,3 +85,17 @@ def recipe_for(base: dict, params: dict, layers: int, train: DataSpec, choose: D
     recipe["calibration"] = {**(base.get("calibration") or {}), "data": _data(train)}
     recipe["compress"] = {"data": _data(train), "steps": steps_for(params, layers, give_up_drop)}
     return recipe
+
+
+def untrained(recipe: dict) -> dict:
+    """A trial's recipe without distillation, budget, grading and profile: the artifact it
+    builds has the trial's shapes (its passes run on the same data) and so weighs the least the
+    trial's artifact can (training changes no shape; the budget's fallback layers only add
+    bytes)."""
+    steps = [step for step in recipe["compress"]["steps"] if step["op"] != "distill"]
+    calibration = recipe.get("calibration") or {}
+    size = min(calibration.get("size") or UNTRAINED_CALIBRATION, UNTRAINED_CALIBRATION)
+    out = {key: value for key, value in recipe.items() if key != "eval"}
+    out.update(compress={**recipe["compress"], "steps": steps}, budget={"min_fidelity": None},
+               profile={"enabled": False}, calibration={**calibration, "size": size})
+    return out

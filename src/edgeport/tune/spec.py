@@ -20,7 +20,9 @@ A tune file (YAML; paths relative to it)::
       target: [openvino-int8]            # [the recipe's first target]
     limits: {max_drop: 1.0, max_size_mb: 3.0, max_p50_ms: null}   # on the selection set, vs the original
     prefer: size                         # the best feasible trial: the smallest (size), or the fastest (latency)
-    prune: {give_up_drop: 4.0}           # abandon a trial this far below its teacher after distillation's epoch 1
+    prune: {give_up_drop: 4.0}           # abandon a trial this far below its teacher after distillation's epoch 1;
+                                         #   oversize: true [default]: a trial whose untrained student is already
+                                         #   over max_size_mb is pruned before distillation (one build, no training)
     ablate: {hidden_weight: 0.0}         # then the best trial without hidden-state matching: what it is worth
     trials: 12
     seed: 0
@@ -117,6 +119,10 @@ class Limits(_Strict):
 class Prune(_Strict):
     give_up_drop: float | None = Field(None, ge=0, description="points below the teacher after epoch 1 that "
                                                                "abandon a trial")
+    oversize: bool = Field(True, description="with limits.max_size_mb: build each trial's student once before "
+                           "distilling it (untrained, no budget) and prune the trial without training it when "
+                           "that artifact is already over the limit (training and fallback layers add no "
+                           "smaller bytes)")
 
 
 class TuneSpec(_Strict):

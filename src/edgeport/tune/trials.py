@@ -14,10 +14,12 @@ from edgeport.tune.document import SetScore, Trial
 from edgeport.tune.spec import Limits, TuneSpec
 
 
-def job_for(spec: TuneSpec, recipe: dict, number: int, base_dir: Path) -> Plan:
-    """A one-job plan for a trial's recipe (paths absolute), profiled on ``spec.device`` when set."""
+def job_for(spec: TuneSpec, recipe: dict, number: int, base_dir: Path, profiled: bool = True) -> Plan:
+    """A one-job plan for a trial's recipe (paths absolute), profiled on ``spec.device`` when set
+    (and ``profiled``)."""
     sweep = SweepSpec(name=f"trial {number}", recipe=recipe, axes=Axes(targets=recipe["targets"][:1],
-                      devices=[spec.device]), devices=spec.devices, resources=spec.resources, retries=spec.retries)
+                      devices=[spec.device if profiled else None]), devices=spec.devices, resources=spec.resources,
+                      retries=spec.retries)
     return expand(sweep, base_dir)
 
 
@@ -54,7 +56,8 @@ def trial_from(number: int, params: dict, record: dict, out: Path, job: Job, spe
               "ran_on": ((record.get("ran_on") or {}).get("build") or {}).get("hostname")}
     if record["status"] not in ("done", "missed"):
         pruned = (error or {}).get("type") == DistillationAbandonedError.__name__
-        return Trial(state="pruned" if pruned else "failed", error=error, **common)
+        return Trial(state="pruned" if pruned else "failed", pruned_by="distillation" if pruned else None,
+                     error=error, **common)
     document = read_json(job_dir(out, job) / "results.json")
     metrics = record["metrics"]
     target = metrics["target"]
@@ -66,3 +69,18 @@ def trial_from(number: int, params: dict, record: dict, out: Path, job: Job, spe
     return Trial(state="complete", selection=selection, size_mb=metrics["size_mb"], p50_ms=p50, profiled_on=device,
                  int8_fp32_layers=metrics["fp32_layers"], int8_budget_met=metrics["budget_met"],
                  feasible=not missed, violations=missed, **common)
+
+
+def oversize_from(number: int, params: dict, record: dict, job: Job, limit: float) -> Trial | None:
+    """The trial pruned before distillation when its untrained build (``record``) is over the size
+    limit; a failed build fails the trial; None: it fits, train it."""
+    common = {"number": number, "params": params, "key": job.key, "cached": bool(record.get("cached")),
+              "seconds": (record.get("seconds") or {}).get("build"),
+              "ran_on": ((record.get("ran_on") or {}).get("build") or {}).get("hostname")}
+    if record["status"] not in ("done", "missed"):
+        return Trial(state="failed", error=record.get("error"), **common)
+    size = record["metrics"]["size_mb"]
+    if size <= limit:
+        return None
+    return Trial(state="pruned", pruned_by="size", size_mb=size, feasible=False,
+                 violations=[f"size {size:.2f} > {limit} MB untrained, before distillation"], **common)
