@@ -93,8 +93,8 @@ bench-mrpc: setup
 bench-sweep: setup
 	$(BIN)/python bench/sweep.py
 
-# `edgeport tune recipes/sst2-tune.yaml`, then the tuned recipe run and timed beside the uncompressed
-# OpenVINO INT8 artifact and PyTorch (needs ../shared; about 1.5 h here).
+# `edgeport tune recipes/sst2-tune.yaml`, then its chosen artifact timed beside the uncompressed
+# OpenVINO INT8 artifact and PyTorch (needs ../shared; the hours are in bench/results/tune.md).
 bench-tune: setup
 	$(BIN)/python bench/tune.py
 
