@@ -48,12 +48,17 @@ def _selection(document: dict, target: str) -> SetScore:
                     original=before["accuracy"], artifact=artifact, drop_points=round(before["accuracy"] - artifact, 2))
 
 
+def _common(number: int, params: dict, record: dict, job: Job) -> dict:
+    """What every trial records of its job, however it ended."""
+    return {"number": number, "params": params, "key": job.key, "cached": bool(record.get("cached")),
+            "seconds": (record.get("seconds") or {}).get("build"),
+            "ran_on": ((record.get("ran_on") or {}).get("build") or {}).get("hostname")}
+
+
 def trial_from(number: int, params: dict, record: dict, out: Path, job: Job, spec: TuneSpec) -> Trial:
     """The trial as its job ended: complete (with figures), pruned (distillation gave up) or failed."""
     error = record.get("error")
-    common = {"number": number, "params": params, "key": job.key, "cached": bool(record.get("cached")),
-              "seconds": (record.get("seconds") or {}).get("build"),
-              "ran_on": ((record.get("ran_on") or {}).get("build") or {}).get("hostname")}
+    common = _common(number, params, record, job)
     if record["status"] not in ("done", "missed"):
         pruned = (error or {}).get("type") == DistillationAbandonedError.__name__
         return Trial(state="pruned" if pruned else "failed", pruned_by="distillation" if pruned else None,
@@ -74,9 +79,7 @@ def trial_from(number: int, params: dict, record: dict, out: Path, job: Job, spe
 def oversize_from(number: int, params: dict, record: dict, job: Job, limit: float) -> Trial | None:
     """The trial pruned before distillation when its untrained build (``record``) is over the size
     limit; a failed build fails the trial; None: it fits, train it."""
-    common = {"number": number, "params": params, "key": job.key, "cached": bool(record.get("cached")),
-              "seconds": (record.get("seconds") or {}).get("build"),
-              "ran_on": ((record.get("ran_on") or {}).get("build") or {}).get("hostname")}
+    common = _common(number, params, record, job)
     if record["status"] not in ("done", "missed"):
         return Trial(state="failed", error=record.get("error"), **common)
     size = record["metrics"]["size_mb"]
